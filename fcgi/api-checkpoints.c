@@ -1,0 +1,254 @@
+/* api-checkpoints.c - the state an update sends: full checkpoints, verbatim + delta, journal. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "delta.h"
+#include "jspan.h"
+#include "stack.h"
+
+/* Check the update may take state now: running, not a dry run, in the right mode. Commits (to
+ * keep a reap) and replies 409/400 otherwise. */
+static bool update_accepts_state(Ctx *c, const UpdateInfo *info, bool journal)
+{
+    if (strcmp(info->status, "running") != 0) {
+        db_commit(c->db);
+        reply_error(c, 409, "Conflict: the update is not in progress (it is %s)", status_wire(info->status));
+        return false;
+    }
+    if (info->dry_run) {
+        db_rollback(c->db);
+        reply_error(c, 400, "Bad Request: a preview does not take state");
+        return false;
+    }
+    if (journal != (info->journal_version > 0)) {
+        db_rollback(c->db);
+        reply_error(c, 409, journal ? "Conflict: journaling was not negotiated for this update"
+                                    : "Conflict: this update sends journal entries, not checkpoints");
+        return false;
+    }
+    return true;
+}
+
+/* Parse a JSON integer span. */
+static bool span_int(const char *s, size_t len, long long *out)
+{
+    char buf[24];
+    if (len == 0 || len >= sizeof(buf))
+        return false;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    char *end;
+    *out = strtoll(buf, &end, 10);
+    return *end == '\0';
+}
+
+/* Store the checkpoint bytes (transaction open, lock held) and commit. */
+static void store_checkpoint(Ctx *c, const char *mode, long long seq, const char *doc, size_t len)
+{
+    char sbuf[24];
+    snprintf(sbuf, sizeof(sbuf), "%lld", seq);
+    DbParam p[] = {DB_TEXT(c->update_id), DB_TEXT(sbuf), DB_TEXT(mode), DB_BIN(doc, len)};
+    if (!db_run(c->db,
+                "INSERT INTO extension_pulumi_state_checkpoints (update_id, seq, mode, raw) VALUES ($1, $2, $3, $4) "
+                "ON CONFLICT (update_id) DO UPDATE SET seq = $2, mode = $3, raw = $4, updated_at = now()",
+                4, p) ||
+        !db_run(c->db, "UPDATE extension_pulumi_state_updates SET last_seq = $2, checkpoint_mode = $3 WHERE id = $1", 3,
+                p) ||
+        !db_commit(c->db)) {
+        db_rollback(c->db);
+        reply_internal(c);
+        return;
+    }
+    reply_ok(c);
+}
+
+/* A state document's shape: an object with version 1..4 and deployment object or null. */
+static bool doc_valid(const char *doc, size_t len)
+{
+    size_t vs, ve, ds, de;
+    long long v;
+    if (!jspan_member(doc, len, "version", &vs, &ve) || !span_int(doc + vs, ve - vs, &v) || v < 1 || v > 4)
+        return false;
+    if (!jspan_member(doc, len, "deployment", &ds, &de))
+        return false;
+    return doc[ds] == '{' || jspan_is_null(doc + ds, de - ds);
+}
+
+void api_checkpoint(Ctx *c)
+{
+    const char *b = (const char *)c->body;
+    size_t n = c->body_len;
+    size_t vs, ve, ds, de, fs, fe;
+    long long version;
+    if (!b || !jspan_validate(b, n) || b[strspn(b, " \t\r\n")] != '{') {
+        reply_error(c, 400, "Bad Request: malformed JSON body");
+        return;
+    }
+    if (!jspan_member(b, n, "version", &vs, &ve) || !span_int(b + vs, ve - vs, &version) || version < 1 ||
+        version > 4 || !jspan_member(b, n, "deployment", &ds, &de) ||
+        (b[ds] != '{' && !jspan_is_null(b + ds, de - ds))) {
+        reply_error(c, 400, "Bad Request: a checkpoint needs version 1..4 and a deployment object");
+        return;
+    }
+    Buf doc;
+    buf_init(&doc);
+    buf_printf(&doc, "{\"version\":%lld,", version);
+    if (jspan_member(b, n, "features", &fs, &fe) && b[fs] == '[') {
+        buf_puts(&doc, "\"features\":");
+        buf_append(&doc, b + fs, fe - fs);
+        buf_puts(&doc, ",");
+    }
+    buf_puts(&doc, "\"deployment\":");
+    buf_append(&doc, b + ds, de - ds);
+    buf_puts(&doc, "}");
+    UpdateInfo info;
+    Stack *s = NULL;
+    if (update_auth(c, true, &s, &info) && update_accepts_state(c, &info, false))
+        store_checkpoint(c, "full", info.last_seq, doc.data, doc.len);
+    stack_free(s);
+    buf_free(&doc);
+}
+
+void api_checkpoint_verbatim(Ctx *c)
+{
+    const char *b = (const char *)c->body;
+    size_t n = c->body_len;
+    size_t us, ue, ss, se;
+    long long seq;
+    if (!b || !jspan_validate(b, n) || b[strspn(b, " \t\r\n")] != '{') {
+        reply_error(c, 400, "Bad Request: malformed JSON body");
+        return;
+    }
+    if (!jspan_member(b, n, "sequenceNumber", &ss, &se) || !span_int(b + ss, se - ss, &seq) || seq < 1 ||
+        !jspan_member(b, n, "untypedDeployment", &us, &ue) || b[us] != '{' || !doc_valid(b + us, ue - us)) {
+        reply_error(c, 400, "Bad Request: a verbatim checkpoint needs sequenceNumber >= 1 and an untypedDeployment");
+        return;
+    }
+    UpdateInfo info;
+    Stack *s = NULL;
+    if (update_auth(c, true, &s, &info) && update_accepts_state(c, &info, false)) {
+        if (seq < info.last_seq) {
+            db_rollback(c->db);
+            reply_error(c, 409, "Conflict: checkpoint sequence number %lld is older than %lld", seq, info.last_seq);
+        } else {
+            store_checkpoint(c, "verbatim", seq, b + us, ue - us);
+        }
+    }
+    stack_free(s);
+}
+
+void api_checkpoint_delta(Ctx *c)
+{
+    json_t *body = ctx_json(c);
+    if (!body)
+        return;
+    json_t *seqj = json_object_get(body, "sequenceNumber");
+    const char *hash = json_string_value(json_object_get(body, "checkpointHash"));
+    json_t *edits = json_object_get(body, "deploymentDelta");
+    if (!json_is_integer(seqj) || json_integer_value(seqj) < 1 || !hash || strlen(hash) != 64 ||
+        !json_is_array(edits)) {
+        reply_error(c, 400, "Bad Request: a delta needs sequenceNumber >= 1, checkpointHash and deploymentDelta");
+        return;
+    }
+    long long seq = json_integer_value(seqj);
+    UpdateInfo info;
+    Stack *s = NULL;
+    if (!update_auth(c, true, &s, &info) || !update_accepts_state(c, &info, false))
+        goto out;
+    if (seq == info.last_seq) {
+        db_rollback(c->db);
+        reply_ok(c); /* a retry of a delta already applied */
+        goto out;
+    }
+    if (seq < info.last_seq) {
+        db_rollback(c->db);
+        reply_error(c, 409, "Conflict: checkpoint sequence number %lld is older than %lld", seq, info.last_seq);
+        goto out;
+    }
+    DbParam p[] = {DB_TEXT(c->update_id)};
+    PGresult *r = db_exec(c->db, "SELECT raw FROM extension_pulumi_state_checkpoints WHERE update_id = $1", 1, p, true);
+    if (!r) {
+        db_rollback(c->db);
+        reply_internal(c);
+        goto out;
+    }
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        db_rollback(c->db);
+        reply_error(c, 409, "Conflict: no verbatim checkpoint to apply a delta to; send a verbatim checkpoint");
+        goto out;
+    }
+    char *out = NULL, err[160] = "";
+    size_t outlen = 0;
+    DeltaResult dr = delta_apply(PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0), edits, hash, &out, &outlen, err,
+                                 sizeof(err));
+    PQclear(r);
+    if (dr != DELTA_OK) {
+        db_rollback(c->db);
+        if (dr == DELTA_HASH_MISMATCH)
+            reply_error(c, 409, "Conflict: the checkpoint hash does not match the result of the delta");
+        else
+            reply_error(c, 400, "Bad Request: invalid delta: %s", err);
+        goto out;
+    }
+    if (!jspan_validate(out, outlen) || !doc_valid(out, outlen)) {
+        db_rollback(c->db);
+        reply_error(c, 400, "Bad Request: the delta does not produce a valid deployment");
+    } else {
+        store_checkpoint(c, "verbatim", seq, out, outlen);
+    }
+    free(out);
+out:
+    stack_free(s);
+}
+
+void api_journal_entries(Ctx *c)
+{
+    json_t *body = ctx_json(c);
+    if (!body)
+        return;
+    json_t *entries = json_object_get(body, "entries");
+    if (!json_is_array(entries)) {
+        reply_error(c, 400, "Bad Request: entries must be an array");
+        return;
+    }
+    size_t i;
+    json_t *e;
+    json_array_foreach(entries, i, e) {
+        json_t *seq = json_object_get(e, "sequenceID"), *kind = json_object_get(e, "kind");
+        if (!json_is_object(e) || !json_is_integer(seq) || json_integer_value(seq) < 1 || !json_is_integer(kind) ||
+            json_integer_value(kind) < 0 || json_integer_value(kind) > 9) {
+            reply_error(c, 400, "Bad Request: journal entry %zu needs sequenceID >= 1 and kind 0..9", i);
+            return;
+        }
+    }
+    size_t es, ee;
+    const char *b = (const char *)c->body;
+    if (!jspan_member(b, c->body_len, "entries", &es, &ee)) {
+        reply_error(c, 400, "Bad Request: entries must be an array");
+        return;
+    }
+    UpdateInfo info;
+    Stack *s = NULL;
+    if (!update_auth(c, true, &s, &info) || !update_accepts_state(c, &info, true))
+        goto out;
+    /* json (not jsonb) keeps each element's text exactly as the CLI sent it. */
+    char *arr = xstrndup(b + es, ee - es);
+    DbParam p[] = {DB_TEXT(c->update_id), DB_TEXT(arr)};
+    bool ok = db_run(c->db,
+                     "INSERT INTO extension_pulumi_state_journal (update_id, sequence_id, entry) "
+                     "SELECT $1, (e ->> 'sequenceID')::bigint, convert_to(e::text, 'UTF8') "
+                     "FROM json_array_elements($2::json) e ON CONFLICT DO NOTHING",
+                     2, p) &&
+              db_commit(c->db);
+    free(arr);
+    if (!ok) {
+        db_rollback(c->db);
+        reply_internal(c);
+    } else {
+        reply_ok(c);
+    }
+out:
+    stack_free(s);
+}

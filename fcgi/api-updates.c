@@ -1,0 +1,380 @@
+/* api-updates.c - the update lifecycle: create, start (lease), status, renew, complete, cancel. */
+#include <openssl/crypto.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "auth.h"
+#include "names.h"
+#include "stack.h"
+
+static const char *auth_value_update(Ctx *c)
+{
+    const char *v = c->auth + strlen("update-token");
+    while (*v == ' ')
+        v++;
+    return v;
+}
+
+bool update_auth(Ctx *c, bool lock, Stack **out, UpdateInfo *info)
+{
+    Stack *s = lock ? stack_fetch_locked(c) : stack_fetch(c);
+    if (!s)
+        return false;
+    DbParam p[] = {DB_TEXT(c->update_id), DB_TEXT(s->id)};
+    PGresult *r = db_exec(c->db,
+                          "SELECT status, dry_run, journal_version, last_seq, coalesce(token_hash, ''), "
+                          "coalesce(prev_token_hash, ''), coalesce(lease_expires_at < now(), false) "
+                          "FROM extension_pulumi_state_updates WHERE id = $1 AND stack_id = $2",
+                          2, p, false);
+    if (!r) {
+        reply_internal(c);
+        goto fail;
+    }
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        reply_error(c, 404, "Not Found: update '%s' not found on this stack", c->update_id);
+        goto fail;
+    }
+    char *hash = auth_token_hash(auth_value_update(c));
+    bool match = (PQgetvalue(r, 0, 4)[0] && str_eq_const_time(hash, PQgetvalue(r, 0, 4))) ||
+                 (PQgetvalue(r, 0, 5)[0] && str_eq_const_time(hash, PQgetvalue(r, 0, 5)));
+    free(hash);
+    snprintf(info->status, sizeof(info->status), "%s", PQgetvalue(r, 0, 0));
+    info->dry_run = PQgetvalue(r, 0, 1)[0] == 't';
+    info->journal_version = atoi(PQgetvalue(r, 0, 2));
+    info->last_seq = atoll(PQgetvalue(r, 0, 3));
+    bool expired = PQgetvalue(r, 0, 6)[0] == 't';
+    PQclear(r);
+    if (!match) {
+        reply_error(c, 403, "Forbidden: the update token is not valid for this update");
+        goto fail;
+    }
+    if (expired && !strcmp(info->status, "running")) {
+        /* An expired lease of a dry run (a real update's was reaped by stack_fetch). */
+        char prior[16];
+        bool own_tx = !lock;
+        if (own_tx && !db_begin(c->db)) {
+            reply_internal(c);
+            goto fail;
+        }
+        if (!update_finish(c, s, c->update_id, "failed", prior) || (own_tx && !db_commit(c->db))) {
+            reply_internal(c);
+            goto fail;
+        }
+        snprintf(info->status, sizeof(info->status), "failed");
+    }
+    if (out)
+        *out = s;
+    else
+        stack_free(s);
+    return true;
+fail:
+    db_rollback(c->db);
+    stack_free(s);
+    return false;
+}
+
+void api_create_update(Ctx *c)
+{
+    const char *kind = c->captures[3];
+    json_t *body = ctx_json(c);
+    if (!body)
+        return;
+    json_t *options = json_object_get(body, "options");
+    json_t *config = json_object_get(body, "config");
+    json_t *metadata = json_object_get(body, "metadata");
+    if ((options && !json_is_object(options)) || (config && !json_is_object(config) && !json_is_null(config)) ||
+        (metadata && !json_is_object(metadata) && !json_is_null(metadata))) {
+        reply_error(c, 400, "Bad Request: options, config and metadata must be objects");
+        return;
+    }
+    json_t *dry = json_object_get(options, "dryRun");
+    if (dry && !json_is_boolean(dry)) {
+        reply_error(c, 400, "Bad Request: options.dryRun must be a boolean");
+        return;
+    }
+    bool dry_run = !strcmp(kind, "preview") || json_is_true(dry);
+    Stack *s = stack_fetch(c);
+    if (!s)
+        return;
+    char *cfg = json_dumps(json_is_object(config) ? config : json_object(), JSON_COMPACT);
+    char *meta = json_dumps(json_is_object(metadata) ? metadata : json_object(), JSON_COMPACT);
+    char *opts = json_dumps(json_is_object(options) ? options : json_object(), JSON_COMPACT);
+    DbParam p[] = {DB_TEXT(s->id), DB_TEXT(kind), DB_TEXT(dry_run ? "true" : "false"), DB_TEXT(cfg), DB_TEXT(meta),
+                   DB_TEXT(opts)};
+    PGresult *r = db_exec(c->db,
+                          "INSERT INTO extension_pulumi_state_updates (stack_id, kind, dry_run, config, metadata, options) "
+                          "VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, $6::jsonb) RETURNING id",
+                          6, p, false);
+    if (!r)
+        reply_internal(c);
+    else
+        reply_json(c, 200, json_pack("{s:s}", "updateID", PQgetvalue(r, 0, 0)));
+    PQclear(r);
+    free(cfg);
+    free(meta);
+    free(opts);
+    stack_free(s);
+}
+
+void api_start_update(Ctx *c)
+{
+    const char *uid = c->captures[4];
+    if (!name_valid_uuid(uid)) {
+        reply_error(c, 404, "Not Found: unknown update");
+        return;
+    }
+    json_t *body = ctx_json(c);
+    if (!body)
+        return;
+    json_t *tags = json_object_get(body, "tags");
+    json_t *jv = json_object_get(body, "journalVersion");
+    if (jv && !json_is_integer(jv) && !json_is_null(jv)) {
+        reply_error(c, 400, "Bad Request: journalVersion must be an integer");
+        return;
+    }
+    if (tags && !json_is_null(tags)) {
+        const char *k;
+        json_t *v;
+        if (!json_is_object(tags)) {
+            reply_error(c, 400, "Bad Request: tags must be an object of strings");
+            return;
+        }
+        json_object_foreach(tags, k, v) {
+            if (!json_is_string(v) || !name_valid_tag(k, json_string_value(v))) {
+                reply_error(c, 400, "Bad Request: invalid tag '%.60s'", k);
+                return;
+            }
+        }
+    }
+    Stack *s = stack_fetch_locked(c);
+    if (!s)
+        return;
+    char *token = NULL, *hash = NULL, *tagtext = NULL;
+    DbParam p[] = {DB_TEXT(uid), DB_TEXT(s->id)};
+    PGresult *r = db_exec(c->db,
+                          "SELECT status, dry_run FROM extension_pulumi_state_updates WHERE id = $1 AND stack_id = $2 "
+                          "FOR UPDATE",
+                          2, p, false);
+    if (!r) {
+        db_rollback(c->db);
+        reply_internal(c);
+        goto out;
+    }
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        db_rollback(c->db);
+        reply_error(c, 404, "Not Found: update '%s' not found on this stack", uid);
+        goto out;
+    }
+    bool started = strcmp(PQgetvalue(r, 0, 0), "not started") != 0;
+    bool dry_run = PQgetvalue(r, 0, 1)[0] == 't';
+    PQclear(r);
+    if (started) {
+        db_rollback(c->db);
+        reply_error(c, 409, "Conflict: the update has already been started");
+        goto out;
+    }
+    if (!dry_run && s->active_update[0]) {
+        db_rollback(c->db);
+        reply_error(c, 409, "Conflict: Another update is currently in progress.");
+        goto out;
+    }
+    int journal = c->cfg->journaling && jv && json_integer_value(jv) >= 1 && !dry_run ? 1 : 0;
+    token = auth_token_new("");
+    if (!token) {
+        db_rollback(c->db);
+        reply_internal(c);
+        goto out;
+    }
+    hash = auth_token_hash(token);
+    char ttl[16], jbuf[8], vbuf[16];
+    snprintf(ttl, sizeof(ttl), "%d", c->cfg->lease_ttl);
+    snprintf(jbuf, sizeof(jbuf), "%d", journal);
+    snprintf(vbuf, sizeof(vbuf), "%d", s->version);
+    DbParam q[] = {DB_TEXT(uid), DB_TEXT(hash), DB_TEXT(ttl), DB_TEXT(jbuf), DB_TEXT(vbuf), DB_TEXT(s->id)};
+    r = db_exec(c->db,
+                "UPDATE extension_pulumi_state_updates SET status = 'running', started_at = now(), token_hash = $2, "
+                "lease_expires_at = now() + make_interval(secs => $3::int), journal_version = $4, "
+                "base_version = $5, checkpoint_mode = CASE WHEN $4::int = 1 THEN 'journal' ELSE NULL END "
+                "WHERE id = $1 RETURNING extract(epoch from lease_expires_at)::bigint",
+                5, q, false);
+    if (!r) {
+        db_rollback(c->db);
+        reply_internal(c);
+        goto out;
+    }
+    long long expires = atoll(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    if (!dry_run) {
+        tagtext = tags && json_is_object(tags) ? json_dumps(tags, JSON_COMPACT) : NULL;
+        DbParam t[] = {DB_TEXT(uid), DB_TEXT(tagtext), DB_TEXT(s->id)};
+        if (!db_run(c->db,
+                    "UPDATE extension_pulumi_state_stacks SET active_update = $1, tags = coalesce($2::jsonb, tags), "
+                    "updated_at = now() WHERE id = $3",
+                    3, t)) {
+            db_rollback(c->db);
+            reply_internal(c);
+            goto out;
+        }
+    }
+    if (!db_commit(c->db)) {
+        reply_internal(c);
+        goto out;
+    }
+    reply_json(c, 200, json_pack("{s:i, s:s, s:I, s:i}", "version", dry_run ? s->version : s->version + 1, "token",
+                                 token, "tokenExpiration", (json_int_t)expires, "journalVersion", journal));
+out:
+    if (token)
+        OPENSSL_cleanse(token, strlen(token));
+    free(token);
+    free(hash);
+    free(tagtext);
+    stack_free(s);
+}
+
+void api_get_update(Ctx *c)
+{
+    const char *uid = c->captures[4];
+    if (!name_valid_uuid(uid)) {
+        reply_error(c, 404, "Not Found: unknown update");
+        return;
+    }
+    Stack *s = stack_fetch(c);
+    if (!s)
+        return;
+    DbParam p[] = {DB_TEXT(uid), DB_TEXT(s->id)};
+    PGresult *r = db_exec(c->db, "SELECT status FROM extension_pulumi_state_updates WHERE id = $1 AND stack_id = $2", 2,
+                          p, false);
+    if (!r)
+        reply_internal(c);
+    else if (PQntuples(r) != 1)
+        reply_error(c, 404, "Not Found: update '%s' not found on this stack", uid);
+    else {
+        const char *st = PQgetvalue(r, 0, 0);
+        bool done = strcmp(st, "running") != 0 && strcmp(st, "not started") != 0;
+        json_t *o = json_pack("{s:s, s:[]}", "status", status_wire(st), "events");
+        json_object_set_new(o, "continuationToken", done ? json_null() : json_string("0"));
+        reply_json(c, 200, o);
+    }
+    PQclear(r);
+    stack_free(s);
+}
+
+void api_renew_lease(Ctx *c)
+{
+    json_t *body = ctx_json(c);
+    if (!body)
+        return;
+    json_t *d = json_object_get(body, "duration");
+    if (d && !json_is_integer(d)) {
+        reply_error(c, 400, "Bad Request: duration must be an integer number of seconds");
+        return;
+    }
+    Stack *s = NULL;
+    UpdateInfo info;
+    if (!update_auth(c, true, &s, &info))
+        return;
+    char *token = NULL, *hash = NULL;
+    if (strcmp(info.status, "running") != 0) {
+        db_commit(c->db);
+        reply_error(c, 403, "Forbidden: the update's lease has ended (the update is %s)", status_wire(info.status));
+        goto out;
+    }
+    token = auth_token_new("");
+    hash = token ? auth_token_hash(token) : NULL;
+    char *old = auth_token_hash(auth_value_update(c));
+    char ttl[16];
+    snprintf(ttl, sizeof(ttl), "%d", c->cfg->lease_ttl);
+    DbParam p[] = {DB_TEXT(c->update_id), DB_TEXT(hash), DB_TEXT(old), DB_TEXT(ttl)};
+    /* The presented token becomes the previous one, so a retried renew or a call already in
+     * flight with it still succeeds. */
+    PGresult *r = hash ? db_exec(c->db,
+                                 "UPDATE extension_pulumi_state_updates SET prev_token_hash = $3, token_hash = $2, "
+                                 "lease_expires_at = now() + make_interval(secs => $4::int) WHERE id = $1 "
+                                 "RETURNING extract(epoch from lease_expires_at)::bigint",
+                                 4, p, false)
+                       : NULL;
+    free(old);
+    if (!r || !db_commit(c->db)) {
+        PQclear(r);
+        db_rollback(c->db);
+        reply_internal(c);
+        goto out;
+    }
+    reply_json(c, 200, json_pack("{s:s, s:I}", "token", token, "tokenExpiration", (json_int_t)atoll(PQgetvalue(r, 0, 0))));
+    PQclear(r);
+out:
+    free(token);
+    free(hash);
+    stack_free(s);
+}
+
+void api_complete_update(Ctx *c)
+{
+    json_t *body = ctx_json(c);
+    if (!body)
+        return;
+    const char *status = json_string_value(json_object_get(body, "status"));
+    if (!status || (strcmp(status, "succeeded") && strcmp(status, "failed") && strcmp(status, "cancelled"))) {
+        reply_error(c, 400, "Bad Request: status must be succeeded, failed or cancelled");
+        return;
+    }
+    Stack *s = NULL;
+    UpdateInfo info;
+    if (!update_auth(c, true, &s, &info))
+        return;
+    char prior[16];
+    if (strcmp(info.status, "running") != 0) {
+        db_commit(c->db); /* keeps a reap done on the way */
+        if (!strcmp(info.status, status))
+            reply_ok(c); /* a retried complete */
+        else
+            reply_error(c, 409, "Conflict: the update is already %s", status_wire(info.status));
+        goto out;
+    }
+    if (!update_finish(c, s, c->update_id, status, prior) || !db_commit(c->db)) {
+        db_rollback(c->db);
+        reply_internal(c);
+        goto out;
+    }
+    reply_ok(c);
+out:
+    stack_free(s);
+}
+
+void api_cancel_update(Ctx *c)
+{
+    const char *uid = c->captures[4];
+    if (!name_valid_uuid(uid)) {
+        reply_error(c, 404, "Not Found: unknown update");
+        return;
+    }
+    Stack *s = stack_fetch_locked(c);
+    if (!s)
+        return;
+    char prior[16];
+    if (!update_finish(c, s, uid, "cancelled", prior)) {
+        db_rollback(c->db);
+        reply_internal(c);
+        goto out;
+    }
+    if (!strcmp(prior, "missing")) {
+        db_rollback(c->db);
+        reply_error(c, 404, "Not Found: update '%s' not found on this stack", uid);
+        goto out;
+    }
+    if (strcmp(prior, "running") && strcmp(prior, "not started") && strcmp(prior, "cancelled")) {
+        db_commit(c->db); /* keeps a reap done on the way */
+        reply_error(c, 409, "Conflict: the update has already completed (%s)", status_wire(prior));
+        goto out;
+    }
+    if (!db_commit(c->db)) {
+        reply_internal(c);
+        goto out;
+    }
+    reply_ok(c);
+out:
+    stack_free(s);
+}

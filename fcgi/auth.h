@@ -1,0 +1,17 @@
+/* auth.h - who is calling: the operator token, API tokens, or an update's lease token. */
+#ifndef PS_AUTH_H
+#define PS_AUTH_H
+
+#include <stdbool.h>
+
+#include "http.h"
+#include "router.h"
+
+/* Authenticate c per its route's auth kind. On failure replies (401/403) and returns false. */
+bool auth_request(Ctx *c);
+/* new: lowercase hex SHA-256 of a token. */
+char *auth_token_hash(const char *token);
+/* new: a fresh random token with the given prefix ("pul-" style). */
+char *auth_token_new(const char *prefix);
+
+#endif

@@ -1,0 +1,49 @@
+/* routes.c - the route table: every call the CLI makes, and the original design's aliases. */
+#include "api.h"
+
+#define STACK "/api/stacks/:org/:project/:stack"
+/* The CLI always uses "update" after the stack; "updates" is the original design's alias. */
+#define UPD STACK "/update|updates/:update"
+
+/* First match wins: literal routes come before the ones with a capture in the same place. */
+const Route api_routes[] = {
+    {"GET", "/api/user", AUTH_USER, ROLE_READ, 0, NULL, api_get_user},
+    {"GET", "/api/user/organizations/default", AUTH_USER, ROLE_READ, 0, NULL, api_get_default_org},
+    {"GET", "/api/capabilities", AUTH_USER, ROLE_READ, 0, NULL, api_get_capabilities},
+    {"GET", "/api/user/stacks", AUTH_USER, ROLE_READ, 0, NULL, api_list_stacks},
+
+    {"HEAD", "/api/stacks/:org/:project", AUTH_USER, ROLE_READ, 0, NULL, api_project_exists},
+    {"POST", "/api/stacks/:org/:project", AUTH_USER, ROLE_WRITE, ROUTE_AUDIT, "stack.create", api_create_stack},
+
+    {"GET", STACK, AUTH_USER, ROLE_READ, ROUTE_STACK, NULL, api_get_stack},
+    {"DELETE", STACK, AUTH_USER, ROLE_ADMIN, ROUTE_STACK | ROUTE_AUDIT, "stack.delete", api_delete_stack},
+    {"PATCH", STACK "/tags", AUTH_USER, ROLE_WRITE, ROUTE_STACK | ROUTE_AUDIT, "stack.tags", api_update_tags},
+    {"POST", STACK "/rename", AUTH_USER, ROLE_ADMIN, ROUTE_STACK | ROUTE_AUDIT, "stack.rename", api_rename_stack},
+    {"GET", STACK "/export", AUTH_USER, ROLE_READ, ROUTE_STACK, NULL, api_export},
+    {"GET", STACK "/export/:version", AUTH_USER, ROLE_READ, ROUTE_STACK, NULL, api_export_version},
+    {"POST", STACK "/import", AUTH_USER, ROLE_WRITE, ROUTE_STACK | ROUTE_AUDIT, "stack.import", api_import},
+    {"GET", STACK "/updates", AUTH_USER, ROLE_READ, ROUTE_STACK, NULL, api_history},
+    {"GET", STACK "/updates/latest", AUTH_USER, ROLE_READ, ROUTE_STACK, NULL, api_latest_update},
+
+    {"POST", STACK "/encrypt", AUTH_USER, ROLE_WRITE, ROUTE_STACK | ROUTE_AUDIT, "secrets.encrypt", api_encrypt},
+    {"POST", STACK "/decrypt", AUTH_USER, ROLE_WRITE, ROUTE_STACK | ROUTE_AUDIT, "secrets.decrypt", api_decrypt},
+    {"POST", STACK "/batch-encrypt", AUTH_USER, ROLE_WRITE, ROUTE_STACK | ROUTE_AUDIT, "secrets.batch-encrypt", api_batch_encrypt},
+    {"POST", STACK "/batch-decrypt", AUTH_USER, ROLE_WRITE, ROUTE_STACK | ROUTE_AUDIT, "secrets.batch-decrypt", api_batch_decrypt},
+    {"POST", STACK "/decrypt/log-decryption", AUTH_USER, ROLE_WRITE, ROUTE_STACK | ROUTE_AUDIT, "secrets.log-decryption", api_log_decryption},
+    {"POST", STACK "/decrypt/log-batch-decryption", AUTH_USER, ROLE_WRITE, ROUTE_STACK | ROUTE_AUDIT, "secrets.log-batch-decryption", api_log_decryption},
+
+    /* The update lifecycle. */
+    {"POST", STACK "/update|preview|refresh|destroy", AUTH_USER, ROLE_WRITE, ROUTE_STACK, NULL, api_create_update},
+    {"POST", UPD, AUTH_USER, ROLE_WRITE, ROUTE_STACK | ROUTE_AUDIT, "update.start", api_start_update},
+    {"GET", UPD, AUTH_USER, ROLE_READ, ROUTE_STACK, NULL, api_get_update},
+    {"POST", UPD "/cancel", AUTH_USER, ROLE_WRITE, ROUTE_STACK | ROUTE_AUDIT, "update.cancel", api_cancel_update},
+    {"GET", UPD "/events", AUTH_USER, ROLE_READ, ROUTE_STACK, NULL, api_get_events},
+    {"POST", UPD "/renew_lease", AUTH_UPDATE, ROLE_WRITE, ROUTE_STACK, NULL, api_renew_lease},
+    {"POST", UPD "/complete", AUTH_UPDATE, ROLE_WRITE, ROUTE_STACK | ROUTE_AUDIT, "update.complete", api_complete_update},
+    {"PATCH", UPD "/checkpoint", AUTH_UPDATE, ROLE_WRITE, ROUTE_STACK, NULL, api_checkpoint},
+    {"PATCH", UPD "/checkpointverbatim", AUTH_UPDATE, ROLE_WRITE, ROUTE_STACK, NULL, api_checkpoint_verbatim},
+    {"PATCH", UPD "/checkpointdelta", AUTH_UPDATE, ROLE_WRITE, ROUTE_STACK, NULL, api_checkpoint_delta},
+    {"PATCH", UPD "/journalentries", AUTH_UPDATE, ROLE_WRITE, ROUTE_STACK, NULL, api_journal_entries},
+    {"POST", UPD "/events/batch", AUTH_UPDATE, ROLE_WRITE, ROUTE_STACK, NULL, api_post_events},
+    {NULL, NULL, AUTH_NONE, ROLE_READ, 0, NULL, NULL},
+};

@@ -1,0 +1,227 @@
+/* config.c - the settings table, the INI reader and the environment overrides. */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "util.h"
+
+typedef enum { CF_STR, CF_INT, CF_SIZE, CF_BOOL } ConfigType;
+
+typedef struct ConfigEntry {
+    const char *name;
+    const char *env;
+    ConfigType type;
+    const char *def;
+    size_t offset;
+    const char *help;
+} ConfigEntry;
+
+#define OFF(f) offsetof(Config, f)
+
+/* Adding a setting is one line here (and one field in Config). */
+static const ConfigEntry entries[] = {
+    {"database", "PULUMI_STATE_DATABASE", CF_STR, "", OFF(database), "libpq conninfo string; empty uses the PG* variables"},
+    {"operator_token", "ITL_PULUMI_TOKEN", CF_STR, "", OFF(operator_token), "operator (admin) API token; required"},
+    {"org", "ITL_PULUMI_ORG", CF_STR, "itlusions", OFF(org), "organization returned by /api/user and used as the default org"},
+    {"enabled", "ITL_PULUMI_ENABLED", CF_BOOL, "true", OFF(enabled), "false answers every API call with 503"},
+    {"master_key", "PULUMI_STATE_MASTER_KEY", CF_STR, "", OFF(master_key), "master key (64 hex digits or base64 of 32 bytes)"},
+    {"master_key_file", "PULUMI_STATE_MASTER_KEY_FILE", CF_STR, "", OFF(master_key_file), "file holding the master key"},
+    {"base_path", "PULUMI_STATE_BASE_PATH", CF_STR, "", OFF(base_path), "URL prefix before /api (e.g. /pulumi)"},
+    {"socket", "PULUMI_STATE_SOCKET", CF_STR, "", OFF(socket), "listen on this Unix socket path or :port (default: fd 0 from the web server)"},
+    {"threads", "PULUMI_STATE_THREADS", CF_INT, "4", OFF(threads), "request threads per worker process"},
+    {"lease_ttl", "PULUMI_STATE_LEASE_TTL", CF_INT, "300", OFF(lease_ttl), "update lease lifetime in seconds"},
+    {"max_body_bytes", "PULUMI_STATE_MAX_BODY_BYTES", CF_SIZE, "67108864", OFF(max_body_bytes), "largest request body as sent (413 past it)"},
+    {"max_inflated_bytes", "PULUMI_STATE_MAX_INFLATED_BYTES", CF_SIZE, "268435456", OFF(max_inflated_bytes), "largest gzip request body after inflating (413 past it)"},
+    {"list_page_size", "PULUMI_STATE_LIST_PAGE_SIZE", CF_INT, "100", OFF(list_page_size), "stacks per page of /api/user/stacks"},
+    {"journaling", "PULUMI_STATE_JOURNALING", CF_BOOL, "false", OFF(journaling), "accept journaling (journalVersion 1) when the CLI asks"},
+    {"checkpoint_cutoff_bytes", "PULUMI_STATE_CHECKPOINT_CUTOFF_BYTES", CF_SIZE, "0", OFF(checkpoint_cutoff_bytes), "advertise delta checkpoints with this cutoff; 0 = off"},
+    {"log_level", "PULUMI_STATE_LOG_LEVEL", CF_STR, "info", OFF(log_level), "debug, info, warn or error"},
+    {"trusted_proxies", "PULUMI_STATE_TRUSTED_PROXIES", CF_STR, "", OFF(trusted_proxies), "comma-separated proxy addresses whose X-Forwarded-For is believed"},
+};
+
+static const ConfigEntry *find_entry(const char *name)
+{
+    for (size_t i = 0; i < sizeof(entries) / sizeof(entries[0]); i++)
+        if (strcmp(entries[i].name, name) == 0)
+            return &entries[i];
+    return NULL;
+}
+
+static bool parse_bool(const char *v, bool *out)
+{
+    if (!strcasecmp(v, "true") || !strcasecmp(v, "yes") || !strcasecmp(v, "on") || !strcmp(v, "1"))
+        *out = true;
+    else if (!strcasecmp(v, "false") || !strcasecmp(v, "no") || !strcasecmp(v, "off") || !strcmp(v, "0"))
+        *out = false;
+    else
+        return false;
+    return true;
+}
+
+/* Integers with an optional k/m/g suffix (powers of 1024). */
+static bool parse_size(const char *v, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (errno || end == v || n < 0)
+        return false;
+    long long mul = 1;
+    if (*end) {
+        switch (tolower((unsigned char)*end)) {
+        case 'k': mul = 1024LL; break;
+        case 'm': mul = 1024LL * 1024; break;
+        case 'g': mul = 1024LL * 1024 * 1024; break;
+        default: return false;
+        }
+        end++;
+        if (*end == 'b' || *end == 'B')
+            end++;
+        if (*end)
+            return false;
+    }
+    if (n > (1LL << 50) / mul)
+        return false;
+    *out = n * mul;
+    return true;
+}
+
+static bool apply(Config *cfg, const ConfigEntry *e, const char *value, char *err, size_t errlen)
+{
+    void *field = (char *)cfg + e->offset;
+    switch (e->type) {
+    case CF_STR:
+        free(*(char **)field);
+        *(char **)field = xstrdup(value);
+        return true;
+    case CF_BOOL:
+        if (parse_bool(value, (bool *)field))
+            return true;
+        break;
+    case CF_INT: {
+        long long n;
+        if (parse_size(value, &n) && n <= 1000000000) {
+            *(int *)field = (int)n;
+            return true;
+        }
+        break;
+    }
+    case CF_SIZE:
+        if (parse_size(value, (long long *)field))
+            return true;
+        break;
+    }
+    snprintf(err, errlen, "invalid value for %s: '%s'", e->name, value);
+    return false;
+}
+
+bool config_set(Config *cfg, const char *name, const char *value, char *err, size_t errlen)
+{
+    const ConfigEntry *e = find_entry(name);
+    if (!e) {
+        snprintf(err, errlen, "unknown setting '%s'", name);
+        return false;
+    }
+    return apply(cfg, e, value, err, errlen);
+}
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1]))
+        *--e = '\0';
+    return s;
+}
+
+static bool load_file(Config *cfg, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "cannot open config file %s: %s", path, strerror(errno));
+        return false;
+    }
+    char line[4096];
+    int lineno = 0;
+    bool ok = true;
+    while (ok && fgets(line, sizeof(line), f)) {
+        lineno++;
+        char *s = trim(line);
+        if (!*s || *s == '#' || *s == ';' || *s == '[')
+            continue;
+        char *eq = strchr(s, '=');
+        if (!eq) {
+            snprintf(err, errlen, "%s:%d: expected name = value", path, lineno);
+            ok = false;
+            break;
+        }
+        *eq = '\0';
+        char *name = trim(s), *value = trim(eq + 1);
+        size_t vl = strlen(value);
+        if (vl >= 2 && value[0] == '"' && value[vl - 1] == '"') {
+            value[vl - 1] = '\0';
+            value++;
+        }
+        char inner[512];
+        if (!config_set(cfg, name, value, inner, sizeof(inner))) {
+            snprintf(err, errlen, "%s:%d: %s", path, lineno, inner);
+            ok = false;
+        }
+    }
+    fclose(f);
+    return ok;
+}
+
+bool config_load(Config *cfg, const char *path, char *err, size_t errlen)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    for (size_t i = 0; i < sizeof(entries) / sizeof(entries[0]); i++)
+        if (!apply(cfg, &entries[i], entries[i].def, err, errlen))
+            return false;
+    if (!path || !*path)
+        path = getenv("PULUMI_STATE_CONFIG");
+    if (path && *path && !load_file(cfg, path, err, errlen))
+        return false;
+    for (size_t i = 0; i < sizeof(entries) / sizeof(entries[0]); i++) {
+        const char *v = getenv(entries[i].env);
+        if (v && !apply(cfg, &entries[i], v, err, errlen))
+            return false;
+    }
+    if (cfg->threads < 1 || cfg->threads > 256) {
+        snprintf(err, errlen, "threads must be between 1 and 256");
+        return false;
+    }
+    if (cfg->lease_ttl < 5) {
+        snprintf(err, errlen, "lease_ttl must be at least 5 seconds");
+        return false;
+    }
+    if (cfg->list_page_size < 1)
+        cfg->list_page_size = 1;
+    size_t bl = strlen(cfg->base_path);
+    while (bl > 0 && cfg->base_path[bl - 1] == '/')
+        cfg->base_path[--bl] = '\0';
+    return true;
+}
+
+void config_free(Config *cfg)
+{
+    for (size_t i = 0; i < sizeof(entries) / sizeof(entries[0]); i++)
+        if (entries[i].type == CF_STR) {
+            char **p = (char **)((char *)cfg + entries[i].offset);
+            free(*p);
+            *p = NULL;
+        }
+}
+
+void config_print_reference(void)
+{
+    printf("| setting | environment | default | meaning |\n|---|---|---|---|\n");
+    for (size_t i = 0; i < sizeof(entries) / sizeof(entries[0]); i++)
+        printf("| `%s` | `%s` | `%s` | %s |\n", entries[i].name, entries[i].env, entries[i].def, entries[i].help);
+}

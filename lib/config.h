@@ -1,0 +1,37 @@
+/* config.h - settings from one INI-style file plus environment overrides, driven by one table. */
+#ifndef PS_CONFIG_H
+#define PS_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct Config {
+    char *database;          /* libpq conninfo; "" = PG* variables */
+    char *operator_token;    /* ITL_PULUMI_TOKEN */
+    char *org;               /* ITL_PULUMI_ORG */
+    bool enabled;            /* ITL_PULUMI_ENABLED */
+    char *master_key;        /* hex or base64 of 32 bytes */
+    char *master_key_file;
+    char *base_path;         /* URL prefix in front of /api, e.g. "/pulumi" */
+    char *socket;            /* listen path or :port when not spawned with fd 0 */
+    int threads;
+    int lease_ttl;           /* seconds */
+    long long max_body_bytes;      /* compressed request body */
+    long long max_inflated_bytes;  /* after Content-Encoding: gzip */
+    int list_page_size;
+    bool journaling;         /* issue 3: offer journalVersion 1 */
+    long long checkpoint_cutoff_bytes; /* issue 3: delta capability; 0 = not advertised */
+    char *log_level;
+    char *trusted_proxies;   /* comma-separated addresses allowed to set X-Forwarded-For */
+} Config;
+
+/* Fill cfg with defaults, then the file at path (NULL: $PULUMI_STATE_CONFIG if set), then the
+ * environment. On failure writes a message into err and returns false. */
+bool config_load(Config *cfg, const char *path, char *err, size_t errlen);
+/* Apply one "name = value" setting (file syntax). */
+bool config_set(Config *cfg, const char *name, const char *value, char *err, size_t errlen);
+void config_free(Config *cfg);
+/* Print the settings reference (name, env, default, description) as Markdown rows. */
+void config_print_reference(void);
+
+#endif

@@ -1,0 +1,248 @@
+/* jspan.c - JSON syntax scanning over raw bytes: validation and member spans, no allocation. */
+#include "jspan.h"
+
+#include <string.h>
+
+typedef struct Scan {
+    const char *p;
+    const char *end;
+} Scan;
+
+static void skip_ws(Scan *sc)
+{
+    while (sc->p < sc->end && (*sc->p == ' ' || *sc->p == '\t' || *sc->p == '\n' || *sc->p == '\r'))
+        sc->p++;
+}
+
+static bool is_hex(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* Validates UTF-8 loosely (no control characters); escapes strictly. */
+static bool scan_string(Scan *sc)
+{
+    if (sc->p >= sc->end || *sc->p != '"')
+        return false;
+    sc->p++;
+    while (sc->p < sc->end) {
+        unsigned char c = (unsigned char)*sc->p;
+        if (c == '"') {
+            sc->p++;
+            return true;
+        }
+        if (c < 0x20)
+            return false;
+        if (c == '\\') {
+            sc->p++;
+            if (sc->p >= sc->end)
+                return false;
+            char e = *sc->p;
+            if (e == 'u') {
+                if (sc->end - sc->p < 5)
+                    return false;
+                for (int i = 1; i <= 4; i++)
+                    if (!is_hex(sc->p[i]))
+                        return false;
+                sc->p += 5;
+                continue;
+            }
+            if (!strchr("\"\\/bfnrt", e) || e == '\0')
+                return false;
+        }
+        sc->p++;
+    }
+    return false;
+}
+
+static bool scan_digits(Scan *sc)
+{
+    const char *start = sc->p;
+    while (sc->p < sc->end && *sc->p >= '0' && *sc->p <= '9')
+        sc->p++;
+    return sc->p > start;
+}
+
+static bool scan_number(Scan *sc)
+{
+    if (sc->p < sc->end && *sc->p == '-')
+        sc->p++;
+    if (sc->p < sc->end && *sc->p == '0')
+        sc->p++;
+    else if (!scan_digits(sc))
+        return false;
+    if (sc->p < sc->end && *sc->p == '.') {
+        sc->p++;
+        if (!scan_digits(sc))
+            return false;
+    }
+    if (sc->p < sc->end && (*sc->p == 'e' || *sc->p == 'E')) {
+        sc->p++;
+        if (sc->p < sc->end && (*sc->p == '+' || *sc->p == '-'))
+            sc->p++;
+        if (!scan_digits(sc))
+            return false;
+    }
+    return true;
+}
+
+static bool scan_literal(Scan *sc, const char *lit)
+{
+    size_t n = strlen(lit);
+    if ((size_t)(sc->end - sc->p) < n || memcmp(sc->p, lit, n) != 0)
+        return false;
+    sc->p += n;
+    return true;
+}
+
+static bool scan_value(Scan *sc, int depth)
+{
+    if (depth > JSPAN_MAX_DEPTH)
+        return false;
+    skip_ws(sc);
+    if (sc->p >= sc->end)
+        return false;
+    switch (*sc->p) {
+    case '"':
+        return scan_string(sc);
+    case '{':
+        sc->p++;
+        skip_ws(sc);
+        if (sc->p < sc->end && *sc->p == '}') {
+            sc->p++;
+            return true;
+        }
+        for (;;) {
+            skip_ws(sc);
+            if (!scan_string(sc))
+                return false;
+            skip_ws(sc);
+            if (sc->p >= sc->end || *sc->p != ':')
+                return false;
+            sc->p++;
+            if (!scan_value(sc, depth + 1))
+                return false;
+            skip_ws(sc);
+            if (sc->p >= sc->end)
+                return false;
+            if (*sc->p == '}') {
+                sc->p++;
+                return true;
+            }
+            if (*sc->p != ',')
+                return false;
+            sc->p++;
+        }
+    case '[':
+        sc->p++;
+        skip_ws(sc);
+        if (sc->p < sc->end && *sc->p == ']') {
+            sc->p++;
+            return true;
+        }
+        for (;;) {
+            if (!scan_value(sc, depth + 1))
+                return false;
+            skip_ws(sc);
+            if (sc->p >= sc->end)
+                return false;
+            if (*sc->p == ']') {
+                sc->p++;
+                return true;
+            }
+            if (*sc->p != ',')
+                return false;
+            sc->p++;
+        }
+    case 't':
+        return scan_literal(sc, "true");
+    case 'f':
+        return scan_literal(sc, "false");
+    case 'n':
+        return scan_literal(sc, "null");
+    default:
+        return scan_number(sc);
+    }
+}
+
+bool jspan_validate(const char *s, size_t len)
+{
+    Scan sc = {s, s + len};
+    if (!scan_value(&sc, 0))
+        return false;
+    skip_ws(&sc);
+    return sc.p == sc.end;
+}
+
+bool jspan_member(const char *s, size_t len, const char *key, size_t *start, size_t *end)
+{
+    Scan sc = {s, s + len};
+    size_t klen = strlen(key);
+    skip_ws(&sc);
+    if (sc.p >= sc.end || *sc.p != '{')
+        return false;
+    sc.p++;
+    skip_ws(&sc);
+    if (sc.p < sc.end && *sc.p == '}')
+        return false;
+    for (;;) {
+        skip_ws(&sc);
+        const char *kstart = sc.p + 1;
+        if (!scan_string(&sc))
+            return false;
+        bool match = (size_t)(sc.p - 1 - kstart) == klen && memcmp(kstart, key, klen) == 0;
+        skip_ws(&sc);
+        if (sc.p >= sc.end || *sc.p != ':')
+            return false;
+        sc.p++;
+        skip_ws(&sc);
+        const char *vstart = sc.p;
+        if (!scan_value(&sc, 1))
+            return false;
+        if (match) {
+            *start = (size_t)(vstart - s);
+            *end = (size_t)(sc.p - s);
+            return true;
+        }
+        skip_ws(&sc);
+        if (sc.p >= sc.end || *sc.p != ',')
+            return false;
+        sc.p++;
+    }
+}
+
+long jspan_array_count(const char *s, size_t len)
+{
+    Scan sc = {s, s + len};
+    skip_ws(&sc);
+    if (sc.p >= sc.end || *sc.p != '[')
+        return -1;
+    sc.p++;
+    skip_ws(&sc);
+    if (sc.p < sc.end && *sc.p == ']')
+        return 0;
+    long n = 0;
+    for (;;) {
+        if (!scan_value(&sc, 1))
+            return -1;
+        n++;
+        skip_ws(&sc);
+        if (sc.p >= sc.end)
+            return -1;
+        if (*sc.p == ']')
+            return n;
+        if (*sc.p != ',')
+            return -1;
+        sc.p++;
+    }
+}
+
+bool jspan_is_null(const char *s, size_t len)
+{
+    Scan sc = {s, s + len};
+    skip_ws(&sc);
+    if (!scan_literal(&sc, "null"))
+        return false;
+    skip_ws(&sc);
+    return sc.p == sc.end;
+}

@@ -1,0 +1,47 @@
+/* util.h - memory helpers that abort on OOM, a growable byte buffer, and the logger. */
+#ifndef PS_UTIL_H
+#define PS_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+/* new: a formatted string. */
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* A growable byte buffer; always NUL-terminated past len. */
+typedef struct Buf {
+    char *data;
+    size_t len;
+    size_t cap;
+} Buf;
+
+void buf_init(Buf *b);
+void buf_reserve(Buf *b, size_t extra);
+void buf_append(Buf *b, const void *data, size_t n);
+void buf_puts(Buf *b, const char *s);
+void buf_printf(Buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* steals: hands the buffer's memory to the caller and resets b. */
+char *buf_steal(Buf *b, size_t *len);
+void buf_free(Buf *b);
+
+typedef enum { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR } LogLevel;
+void log_set_level(LogLevel level);
+void log_set_program(const char *name);
+void log_msg(LogLevel level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
+#define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
+
+/* Hex helpers. out must hold 2*len+1 bytes. */
+void hex_encode(const unsigned char *in, size_t len, char *out);
+/* Constant-time comparison of two NUL-terminated strings (lengths may leak). */
+bool str_eq_const_time(const char *a, const char *b);
+
+#endif

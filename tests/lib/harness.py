@@ -1,0 +1,256 @@
+"""harness.py - a throwaway PostgreSQL, lighttpd and pulumi-state workers on loopback.
+
+Used by the integration and CLI tests (as a pytest fixture) and by `scripts/run-local.sh`
+(`python3 tests/lib/harness.py serve`). Everything it starts it stops itself, by pid.
+"""
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PG_BIN = "/usr/lib/postgresql/15/bin"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(pred, what, timeout=60.0):
+    """Poll a readiness condition (bounded); raise with `what` if it never holds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.05)
+    raise RuntimeError("timed out waiting for " + what)
+
+
+class Postgres:
+    def __init__(self, base):
+        self.dir = os.path.join(base, "pg")
+        self.port = free_port()
+        os.makedirs(self.dir)
+        shutil.chown(base, "postgres")
+        shutil.chown(self.dir, "postgres")
+        self.data = os.path.join(self.dir, "data")
+        self.log = os.path.join(self.dir, "postgres.log")
+        self.started = False
+
+    def _as_pg(self, *args, **kw):
+        return subprocess.run(["runuser", "-u", "postgres", "--"] + list(args), check=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kw)
+
+    def start(self):
+        self._as_pg(PG_BIN + "/initdb", "-D", self.data, "-A", "trust", "--nosync", "-U", "postgres", "-E", "UTF8")
+        opts = ("-k %s -p %d -c listen_addresses='' -c fsync=off -c synchronous_commit=off "
+                "-c full_page_writes=off -c max_connections=200" % (self.dir, self.port))
+        try:
+            self._as_pg(PG_BIN + "/pg_ctl", "-D", self.data, "-l", self.log, "-o", opts, "-w", "start")
+        except subprocess.CalledProcessError:
+            print(open(self.log).read(), file=sys.stderr)
+            raise
+        self.started = True
+
+    @property
+    def conninfo(self):
+        return "host=%s port=%d dbname=postgres user=postgres" % (self.dir, self.port)
+
+    def psql(self, sql, *params):
+        """Run one SQL statement with psql; returns rows as lists of strings."""
+        cmd = ["psql", "-X", "-q", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1", "-d", self.conninfo]
+        for i, p in enumerate(params):
+            cmd += ["-v", "p%d=%s" % (i + 1, p)]
+        out = subprocess.run(cmd, input=sql, check=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True).stdout
+        return [line.split("\t") for line in out.splitlines() if line]
+
+    def stop(self):
+        if self.started:
+            subprocess.run(["runuser", "-u", "postgres", "--", PG_BIN + "/pg_ctl", "-D", self.data, "-m", "fast",
+                            "-w", "stop"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.started = False
+
+
+class Server:
+    """lighttpd spawning pulumi-state-fcgi workers, all settings passed as environment."""
+
+    def __init__(self, base, pg, bindir, procs=2, threads=4, settings=None, base_path=""):
+        self.base = base
+        self.pg = pg
+        self.bindir = bindir
+        self.procs = procs
+        self.threads = threads
+        self.port = free_port()
+        self.token = "op-" + secrets.token_hex(16)
+        self.master_key = secrets.token_hex(32)
+        self.base_path = base_path
+        self.settings = dict(settings or {})
+        self.proc = None
+        self.dir = os.path.join(base, "web")
+        os.makedirs(self.dir, exist_ok=True)
+        self.errlog = os.path.join(self.dir, "error.log")
+        self.asan_dir = os.path.join(self.dir, "asan")
+        os.makedirs(self.asan_dir, exist_ok=True)
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d%s" % (self.port, self.base_path)
+
+    def env(self):
+        e = {
+            "PULUMI_STATE_DATABASE": self.pg.conninfo,
+            "ITL_PULUMI_TOKEN": self.token,
+            "PULUMI_STATE_MASTER_KEY": self.master_key,
+            "PULUMI_STATE_THREADS": str(self.threads),
+            "PULUMI_STATE_BASE_PATH": self.base_path,
+            "ASAN_OPTIONS": "log_path=%s/asan:detect_leaks=1:abort_on_error=0" % self.asan_dir,
+            "UBSAN_OPTIONS": "print_stacktrace=1:log_path=%s/ubsan" % self.asan_dir,
+        }
+        e.update(self.settings)
+        return e
+
+    def migrate(self):
+        env = dict(os.environ, PULUMI_STATE_DATABASE=self.pg.conninfo)
+        subprocess.run([os.path.join(self.bindir, "pulumi-state-admin"), "migrate"], env=env, check=True,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    def write_config(self):
+        env = ",\n".join('      "%s" => "%s"' % (k, str(v).replace('"', '\\"')) for k, v in self.env().items())
+        conf = open(os.path.join(ROOT, "conf", "lighttpd.conf.in")).read()
+        conf = (conf.replace("@PORT@", str(self.port)).replace("@DIR@", self.dir)
+                .replace("@FCGI_BIN@", os.path.join(self.bindir, "pulumi-state-fcgi"))
+                .replace("@PROCS@", str(self.procs)).replace("@PREFIX@", (self.base_path or "") + "/api/")
+                .replace("@ENV@", env))
+        path = os.path.join(self.dir, "lighttpd.conf")
+        with open(path, "w") as f:
+            f.write(conf)
+        return path
+
+    def start(self):
+        conf = self.write_config()
+        self.proc = subprocess.Popen(["lighttpd", "-D", "-f", conf], stdout=subprocess.DEVNULL,
+                                     stderr=open(os.path.join(self.dir, "lighttpd.stderr"), "w"))
+
+        def ready():
+            if self.proc.poll() is not None:
+                raise RuntimeError("lighttpd exited: " + self.logs())
+            try:
+                return self.request("GET", "/api/capabilities")[0] == 200
+            except OSError:
+                return False
+        wait_until(ready, "lighttpd and the workers")
+
+    def logs(self):
+        out = []
+        for name in ("lighttpd.stderr", "error.log"):
+            p = os.path.join(self.dir, name)
+            if os.path.exists(p):
+                out.append(open(p, errors="replace").read()[-20000:])
+        return "\n".join(out)
+
+    def sanitizer_reports(self):
+        reports = []
+        for name in sorted(os.listdir(self.asan_dir)):
+            reports.append(open(os.path.join(self.asan_dir, name), errors="replace").read())
+        return reports
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def request(self, method, path, body=None, token=None, headers=None, raw=None, auth=None):
+        """One HTTP call; returns (status, parsed JSON or None, raw bytes, headers)."""
+        h = {"Accept": "application/vnd.pulumi+9", "Content-Type": "application/json"}
+        if auth is not None:
+            h["Authorization"] = auth
+        elif token is not False:
+            h["Authorization"] = "token " + (token or self.token)
+        h.update(headers or {})
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        req = urllib.request.Request("http://127.0.0.1:%d%s%s" % (self.port, self.base_path, path), data=data,
+                                     headers=h, method=method)
+        try:
+            with urllib.request.urlopen(req, timeout=120) as resp:
+                status, payload, rh = resp.status, resp.read(), resp.headers
+        except urllib.error.HTTPError as e:
+            status, payload, rh = e.code, e.read(), e.headers
+        parsed = None
+        if rh.get("Content-Encoding") == "gzip":
+            import gzip
+            payload = gzip.decompress(payload)
+        if payload:
+            try:
+                parsed = json.loads(payload)
+            except ValueError:
+                parsed = None
+        return status, parsed, payload, rh
+
+
+class Cluster:
+    """PostgreSQL + lighttpd + workers in one temporary directory."""
+
+    def __init__(self, bindir=None, **server_kw):
+        self.base = tempfile.mkdtemp(prefix="pulumi-state-")
+        os.chmod(self.base, 0o755)
+        self.bindir = bindir or os.environ.get("PULUMI_STATE_BINDIR") or os.path.join(ROOT, "build")
+        self.pg = Postgres(self.base)
+        self.server_kw = server_kw
+        self.server = None
+
+    def start(self):
+        self.pg.start()
+        self.server = Server(self.base, self.pg, self.bindir, **self.server_kw)
+        self.server.migrate()
+        self.server.start()
+        return self
+
+    def stop(self, keep=False):
+        if self.server:
+            self.server.stop()
+        self.pg.stop()
+        if not keep:
+            shutil.rmtree(self.base, ignore_errors=True)
+
+
+def serve():
+    c = Cluster(procs=int(os.environ.get("PULUMI_STATE_PROCS", "2")))
+    c.start()
+    s = c.server
+    print("pulumi-state is running (PostgreSQL in %s, lighttpd on 127.0.0.1:%d)." % (c.base, s.port))
+    print("Log in from another shell with:\n")
+    print("    PULUMI_ACCESS_TOKEN=%s pulumi login %s\n" % (s.token, s.url), flush=True)
+    print("Press Ctrl-C to stop.", flush=True)
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
+    try:
+        while not stop and s.proc.poll() is None:
+            signal.pause() if hasattr(signal, "pause") else time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        c.stop()
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["serve"]:
+        serve()
+    else:
+        print("usage: harness.py serve", file=sys.stderr)
+        sys.exit(2)

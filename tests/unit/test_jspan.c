@@ -1,0 +1,74 @@
+/* test_jspan.c - the validating JSON span scanner. */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jspan.h"
+
+static bool valid(const char *s)
+{
+    return jspan_validate(s, strlen(s));
+}
+
+START_TEST(test_validate)
+{
+    ck_assert(valid("{}"));
+    ck_assert(valid(" [1, -2.5e+3, \"a\\u00e9\\n\", true, false, null, {\"k\": []}] "));
+    ck_assert(valid("0"));
+    ck_assert(!valid(""));
+    ck_assert(!valid("{"));
+    ck_assert(!valid("{\"a\":1,}"));
+    ck_assert(!valid("[1 2]"));
+    ck_assert(!valid("01"));
+    ck_assert(!valid("\"\\x\""));
+    ck_assert(!valid("\"a\nb\""));
+    ck_assert(!valid("{} {}"));
+    ck_assert(!valid("nul"));
+    ck_assert(!valid("\"\\u12\""));
+    ck_assert(!valid("1."));
+}
+END_TEST
+
+START_TEST(test_depth)
+{
+    char deep[2000];
+    memset(deep, '[', 1000);
+    memset(deep + 1000, ']', 1000);
+    ck_assert(!jspan_validate(deep, sizeof(deep)));
+    ck_assert(jspan_validate(deep + 500, 1000));
+}
+END_TEST
+
+START_TEST(test_member)
+{
+    const char *s = "{\"version\":3,\"x\":{\"deployment\":1},\"deployment\": {\"resources\":[{},{\"a\":[1,2]},3]} }";
+    size_t a, b;
+    ck_assert(jspan_member(s, strlen(s), "version", &a, &b));
+    ck_assert_int_eq(b - a, 1);
+    ck_assert(jspan_member(s, strlen(s), "deployment", &a, &b));
+    ck_assert(strncmp(s + a, "{\"resources\"", 12) == 0);
+    size_t c, d;
+    ck_assert(jspan_member(s + a, b - a, "resources", &c, &d));
+    ck_assert_int_eq(jspan_array_count(s + a + c, d - c), 3);
+    ck_assert(!jspan_member(s, strlen(s), "missing", &a, &b));
+    ck_assert_int_eq(jspan_array_count("[]", 2), 0);
+    ck_assert_int_eq(jspan_array_count("{}", 2), -1);
+    ck_assert(jspan_is_null(" null ", 6));
+    ck_assert(!jspan_is_null("nullx", 5));
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("jspan");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_validate);
+    tcase_add_test(tc, test_depth);
+    tcase_add_test(tc, test_member);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
