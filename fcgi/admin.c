@@ -82,6 +82,7 @@ int main(int argc, char **argv)
     char err[512];
     if (!config_load(&cfg, conf_path, err, sizeof(err))) {
         fprintf(stderr, "pulumi-state-admin: %s\n", err);
+        config_free(&cfg);
         return 1;
     }
     int rc;

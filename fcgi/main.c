@@ -348,7 +348,7 @@ int main(int argc, char **argv)
     char err[512];
     if (!config_load(&cfg, conf_path, err, sizeof(err))) {
         fprintf(stderr, "pulumi-state-fcgi: %s\n", err);
-        return 1;
+        goto fail;
     }
     if (!strcmp(cfg.log_level, "debug"))
         log_set_level(LOG_DEBUG);
@@ -359,33 +359,33 @@ int main(int argc, char **argv)
     if (!*cfg.operator_token) {
         fprintf(stderr, "pulumi-state-fcgi: ITL_PULUMI_TOKEN is required: set the operator token in the "
                         "environment (or operator_token in the config file)\n");
-        return 1;
+        goto fail;
     }
     static unsigned char master[CRYPTO_KEY_LEN];
     if (!load_master_key(&cfg, master)) {
         fprintf(stderr, "pulumi-state-fcgi: a master key is required: set PULUMI_STATE_MASTER_KEY or "
                         "PULUMI_STATE_MASTER_KEY_FILE (64 hex digits or base64 of 32 bytes)\n");
-        return 1;
+        goto fail;
     }
     if (!check_database(&cfg, master))
-        return 1;
+        goto fail;
 
     if (FCGX_Init() != 0) {
         fprintf(stderr, "pulumi-state-fcgi: FCGX_Init failed\n");
-        return 1;
+        goto fail;
     }
     if (*cfg.socket) {
         listen_fd = FCGX_OpenSocket(cfg.socket, 1024);
         if (listen_fd < 0) {
             fprintf(stderr, "pulumi-state-fcgi: cannot listen on %s\n", cfg.socket);
-            return 1;
+            goto fail;
         }
         if (cfg.socket[0] == '/')
             chmod(cfg.socket, 0666);
     } else if (FCGX_IsCGI()) {
         fprintf(stderr, "pulumi-state-fcgi: not started by a FastCGI server; set PULUMI_STATE_SOCKET "
                         "(a Unix socket path or :port) to listen on a socket of its own\n");
-        return 1;
+        goto fail;
     }
 
     sigset_t sigs;
@@ -406,7 +406,7 @@ int main(int argc, char **argv)
         workers[i].db = db_open(cfg.database);
         if (!workers[i].db) {
             fprintf(stderr, "pulumi-state-fcgi: cannot connect to the database\n");
-            return 1;
+            exit(1);
         }
         pthread_create(&threads[i], NULL, thread_main, &workers[i]);
     }
@@ -427,4 +427,8 @@ int main(int argc, char **argv)
     OPENSSL_cleanse(master, sizeof(master));
     config_free(&cfg);
     return 0;
+fail:
+    OPENSSL_cleanse(master, sizeof(master));
+    config_free(&cfg);
+    return 1;
 }

@@ -72,6 +72,21 @@ PGresult *db_exec(Db *db, const char *sql, int nparams, const DbParam *params, b
     ExecStatusType st = PQresultStatus(r);
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
         return r;
+    if (PQstatus(db->conn) == CONNECTION_BAD && !db->in_tx) {
+        /* PostgreSQL went away (restart, failover): reconnect once and retry. Inside a
+         * transaction the work is lost anyway, so the caller fails instead. */
+        PQclear(r);
+        log_warn("database connection lost; reconnecting");
+        PQreset(db->conn);
+        if (PQstatus(db->conn) != CONNECTION_OK) {
+            log_error("database reconnect failed: %s", PQerrorMessage(db->conn));
+            return NULL;
+        }
+        r = PQexecParams(db->conn, sql, nparams, NULL, values, lengths, formats, binary_result ? 1 : 0);
+        st = PQresultStatus(r);
+        if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+            return r;
+    }
     const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
     if (state) {
         strncpy(last_sqlstate, state, sizeof(last_sqlstate) - 1);
