@@ -12,7 +12,8 @@ static Stack *stack_key(Ctx *c, unsigned char key[CRYPTO_KEY_LEN])
     Stack *s = stack_fetch(c);
     if (!s)
         return NULL;
-    if (!crypto_unwrap_key(c->w->master_key, s->id, s->secrets_key, key)) {
+    if (!crypto_unwrap_key(c->w->master_key, s->id, s->secrets_key, key) &&
+        !(c->w->old_master_key && crypto_unwrap_key(c->w->old_master_key, s->id, s->secrets_key, key))) {
         log_error("[%s] the data key of stack %s does not unwrap under the master key", c->request_id, s->id);
         reply_internal(c);
         stack_free(s);

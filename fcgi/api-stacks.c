@@ -4,6 +4,8 @@
 #include <string.h>
 
 #include "api.h"
+#include "audit.h"
+#include "auth.h"
 #include "gzip.h"
 #include "jspan.h"
 #include "names.h"
@@ -73,6 +75,11 @@ void api_create_stack(Ctx *c)
         reply_error(c, 400, "Bad Request: invalid stack name");
         return;
     }
+    if (!auth_scope_allows(c, org, project, name)) {
+        reply_error(c, 403, "Forbidden: stack '%s/%s/%s' is outside the scope of token '%s'", org, project, name,
+                    c->actor);
+        return;
+    }
     json_t *tags = json_object_get(body, "tags");
     if (tags && !json_is_null(tags) && !tags_valid(c, tags))
         return;
@@ -114,7 +121,7 @@ void api_create_stack(Ctx *c)
         free(doc);
         stack_free(s);
     }
-    if (!ok || !db_commit(c->db)) {
+    if (!ok || !audit_commit(c)) {
         db_rollback(c->db);
         reply_internal(c);
         goto out;
@@ -166,7 +173,7 @@ void api_delete_stack(Ctx *c)
         goto out;
     }
     DbParam p[] = {DB_TEXT(s->id)};
-    if (!db_run(c->db, "DELETE FROM extension_pulumi_state_stacks WHERE id = $1", 1, p) || !db_commit(c->db)) {
+    if (!db_run(c->db, "DELETE FROM extension_pulumi_state_stacks WHERE id = $1", 1, p) || !audit_commit(c)) {
         db_rollback(c->db);
         reply_internal(c);
         goto out;
@@ -188,7 +195,7 @@ void api_update_tags(Ctx *c)
     DbParam p[] = {DB_TEXT(s->id), DB_TEXT(text)};
     if (!db_run(c->db, "UPDATE extension_pulumi_state_stacks SET tags = $2::jsonb, updated_at = now() WHERE id = $1",
                 2, p) ||
-        !db_commit(c->db)) {
+        !audit_commit(c)) {
         db_rollback(c->db);
         reply_internal(c);
     } else {
@@ -243,6 +250,10 @@ void api_rename_stack(Ctx *c)
         reply_error(c, 400, "Bad Request: invalid new project name");
         return;
     }
+    if (!auth_scope_allows(c, c->captures[0], new_project && *new_project ? new_project : c->captures[1], new_name)) {
+        reply_error(c, 403, "Forbidden: the new name is outside the scope of token '%s'", c->actor);
+        return;
+    }
     Stack *s = stack_fetch_locked(c);
     if (!s)
         return;
@@ -292,7 +303,7 @@ void api_rename_stack(Ctx *c)
             goto out;
         }
     }
-    if (!db_commit(c->db)) {
+    if (!audit_commit(c)) {
         reply_internal(c);
         goto out;
     }
@@ -391,7 +402,7 @@ void api_import(Ctx *c)
     /* Store exactly the bytes received (after inflation). */
     uid = record_operation(c, s, "import");
     if (!uid || !stack_add_version(c, s, uid, (const char *)c->body, c->body_len) || !finish_operation(c, s, uid) ||
-        !db_commit(c->db)) {
+        !audit_commit(c)) {
         db_rollback(c->db);
         reply_internal(c);
         goto out;

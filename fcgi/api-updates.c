@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "audit.h"
 #include "auth.h"
 #include "names.h"
 #include "stack.h"
@@ -102,11 +103,11 @@ void api_create_update(Ctx *c)
     char *meta = json_dumps(json_is_object(metadata) ? metadata : json_object(), JSON_COMPACT);
     char *opts = json_dumps(json_is_object(options) ? options : json_object(), JSON_COMPACT);
     DbParam p[] = {DB_TEXT(s->id), DB_TEXT(kind), DB_TEXT(dry_run ? "true" : "false"), DB_TEXT(cfg), DB_TEXT(meta),
-                   DB_TEXT(opts)};
+                   DB_TEXT(opts), DB_TEXT(c->actor)};
     PGresult *r = db_exec(c->db,
-                          "INSERT INTO extension_pulumi_state_updates (stack_id, kind, dry_run, config, metadata, options) "
-                          "VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, $6::jsonb) RETURNING id",
-                          6, p, false);
+                          "INSERT INTO extension_pulumi_state_updates (stack_id, kind, dry_run, config, metadata, options, "
+                          "created_by) VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, $6::jsonb, $7) RETURNING id",
+                          7, p, false);
     if (!r)
         reply_internal(c);
     else
@@ -219,7 +220,7 @@ void api_start_update(Ctx *c)
             goto out;
         }
     }
-    if (!db_commit(c->db)) {
+    if (!audit_commit(c)) {
         reply_internal(c);
         goto out;
     }
@@ -334,7 +335,7 @@ void api_complete_update(Ctx *c)
             reply_error(c, 409, "Conflict: the update is already %s", status_wire(info.status));
         goto out;
     }
-    if (!update_finish(c, s, c->update_id, status, prior) || !db_commit(c->db)) {
+    if (!update_finish(c, s, c->update_id, status, prior) || !audit_commit(c)) {
         db_rollback(c->db);
         reply_internal(c);
         goto out;
@@ -355,6 +356,21 @@ void api_cancel_update(Ctx *c)
     if (!s)
         return;
     char prior[16];
+    if (c->role < ROLE_ADMIN) {
+        /* Only an admin may cancel an update somebody else started. */
+        DbParam q[] = {DB_TEXT(uid), DB_TEXT(s->id)};
+        PGresult *r = db_exec(c->db,
+                              "SELECT coalesce(created_by, '') FROM extension_pulumi_state_updates WHERE id = $1 "
+                              "AND stack_id = $2",
+                              2, q, false);
+        bool other = r && PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), c->actor) != 0;
+        PQclear(r);
+        if (other) {
+            db_rollback(c->db);
+            reply_error(c, 403, "Forbidden: only an admin token may cancel an update started by another token");
+            goto out;
+        }
+    }
     if (!update_finish(c, s, uid, "cancelled", prior)) {
         db_rollback(c->db);
         reply_internal(c);
@@ -370,7 +386,7 @@ void api_cancel_update(Ctx *c)
         reply_error(c, 409, "Conflict: the update has already completed (%s)", status_wire(prior));
         goto out;
     }
-    if (!db_commit(c->db)) {
+    if (!audit_commit(c)) {
         reply_internal(c);
         goto out;
     }

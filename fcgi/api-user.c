@@ -73,12 +73,34 @@ static bool token_decode(const char *tok, char **org, char **project, char **nam
     return ok;
 }
 
+/* A token scope glob as a LIKE pattern (new), or NULL for everything. */
+static char *scope_like(const char *glob)
+{
+    if (!glob)
+        return NULL;
+    Buf b;
+    buf_init(&b);
+    for (const char *p = glob; *p; p++) {
+        if (*p == '*')
+            buf_puts(&b, "%");
+        else if (*p == '?')
+            buf_puts(&b, "_");
+        else if (*p == '%' || *p == '_' || *p == '\\') {
+            buf_puts(&b, "\\");
+            buf_append(&b, p, 1);
+        } else {
+            buf_append(&b, p, 1);
+        }
+    }
+    return buf_steal(&b, NULL);
+}
+
 void api_list_stacks(Ctx *c)
 {
     char *project = ctx_query(c, "project"), *org = ctx_query(c, "organization");
     char *tag_name = ctx_query(c, "tagName"), *tag_value = ctx_query(c, "tagValue");
     char *cont = ctx_query(c, "continuationToken"), *page = ctx_query(c, "pageSize");
-    char *a_org = NULL, *a_proj = NULL, *a_name = NULL;
+    char *a_org = NULL, *a_proj = NULL, *a_name = NULL, *like = NULL;
     int limit = c->cfg->list_page_size;
     if (page) {
         limit = atoi(page);
@@ -101,9 +123,11 @@ void api_list_stacks(Ctx *c)
     }
     char lbuf[16];
     snprintf(lbuf, sizeof(lbuf), "%d", limit + 1);
+    like = scope_like(c->scope);
     DbParam p[] = {DB_TEXT(project && *project ? project : NULL), DB_TEXT(org && *org ? org : NULL),
                    DB_TEXT(tag_name && *tag_name ? tag_name : NULL), DB_TEXT(tag_value && *tag_value ? tag_value : NULL),
-                   DB_TEXT(a_org), DB_TEXT(a_proj), DB_TEXT(a_name), DB_TEXT(lbuf)};
+                   DB_TEXT(a_org), DB_TEXT(a_proj), DB_TEXT(a_name), DB_TEXT(lbuf),
+                   DB_TEXT(like)};
     PGresult *r = db_exec(
         c->db,
         "SELECT s.id, s.org, s.project, s.name, s.resource_count, "
@@ -112,8 +136,9 @@ void api_list_stacks(Ctx *c)
         "WHERE ($1::text IS NULL OR s.project = $1) AND ($2::text IS NULL OR s.org = $2) "
         "AND ($3::text IS NULL OR s.tags ? $3) AND ($4::text IS NULL OR s.tags ->> $3 = $4) "
         "AND ($5::text IS NULL OR (s.org, s.project, s.name) > ($5, $6, $7)) "
+        "AND ($9::text IS NULL OR s.org || '/' || s.project || '/' || s.name LIKE $9) "
         "ORDER BY s.org, s.project, s.name LIMIT $8::int",
-        8, p, false);
+        9, p, false);
     if (!r) {
         reply_internal(c);
         goto out;
@@ -149,4 +174,5 @@ out:
     free(a_org);
     free(a_proj);
     free(a_name);
+    free(like);
 }

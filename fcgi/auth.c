@@ -1,6 +1,7 @@
 /* auth.c - the Authorization header: "token <t>" for users, "update-token <t>" for leases. */
 #include "auth.h"
 
+#include <fnmatch.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -39,6 +40,62 @@ static const char *auth_value(const char *header, const char *scheme)
     return *v ? v : NULL;
 }
 
+static const char *role_names[] = {"read", "write", "admin"};
+
+/* Look an API token up by its hash: name, role, scope; refused when expired or revoked. */
+static bool auth_api_token(Ctx *c, const char *token)
+{
+    char *hash = auth_token_hash(token);
+    DbParam p[] = {DB_TEXT(hash)};
+    bool ok = false;
+    if (!db_ensure(c->db)) {
+        reply_error(c, 503, "Service Unavailable: the database is unreachable (request id %s)", c->request_id);
+        goto out;
+    }
+    /* last_used_at is written at most once a minute per token. */
+    PGresult *r = db_exec(c->db,
+                          "WITH t AS (SELECT id, name, role, scope, token_hash, coalesce(expires_at <= now(), false) "
+                          "AS expired, revoked_at IS NOT NULL AS revoked, last_used_at FROM "
+                          "extension_pulumi_state_tokens WHERE token_hash = $1), "
+                          "u AS (UPDATE extension_pulumi_state_tokens k SET last_used_at = now() FROM t "
+                          "WHERE k.id = t.id AND NOT t.expired AND NOT t.revoked AND (t.last_used_at IS NULL OR "
+                          "t.last_used_at < now() - interval '1 minute') RETURNING k.id) "
+                          "SELECT name, role, scope, token_hash, expired, revoked FROM t",
+                          1, p, false);
+    if (!r) {
+        reply_internal(c);
+        goto out;
+    }
+    if (PQntuples(r) != 1 || !str_eq_const_time(hash, PQgetvalue(r, 0, 3))) {
+        reply_error(c, 401, "Unauthorized: the access token is invalid");
+    } else if (PQgetvalue(r, 0, 5)[0] == 't') {
+        reply_error(c, 401, "Unauthorized: the access token has been revoked");
+    } else if (PQgetvalue(r, 0, 4)[0] == 't') {
+        reply_error(c, 401, "Unauthorized: the access token has expired");
+    } else {
+        c->actor = xstrdup(PQgetvalue(r, 0, 0));
+        const char *role = PQgetvalue(r, 0, 1);
+        c->role = !strcmp(role, "admin") ? ROLE_ADMIN : !strcmp(role, "write") ? ROLE_WRITE : ROLE_READ;
+        const char *scope = PQgetvalue(r, 0, 2);
+        c->scope = strcmp(scope, "*") ? xstrdup(scope) : NULL;
+        ok = true;
+    }
+    PQclear(r);
+out:
+    free(hash);
+    return ok;
+}
+
+bool auth_scope_allows(const Ctx *c, const char *org, const char *project, const char *stack)
+{
+    if (!c->scope)
+        return true;
+    char *full = xasprintf("%s/%s/%s", org, project, stack);
+    bool ok = fnmatch(c->scope, full, 0) == 0;
+    free(full);
+    return ok;
+}
+
 static bool auth_user(Ctx *c)
 {
     const char *token = auth_value(c->auth, "token");
@@ -51,10 +108,22 @@ static bool auth_user(Ctx *c)
     }
     if (*c->cfg->operator_token && str_eq_const_time(token, c->cfg->operator_token)) {
         c->actor = xstrdup("operator");
-        return true;
+        c->role = ROLE_ADMIN;
+    } else if (!auth_api_token(c, token)) {
+        return false;
     }
-    reply_error(c, 401, "Unauthorized: the access token is invalid");
-    return false;
+    if ((int)c->route->role > c->role) {
+        reply_error(c, 403, "Forbidden: token '%s' has role %s; this call needs %s", c->actor, role_names[c->role],
+                    role_names[c->route->role]);
+        return false;
+    }
+    if ((c->route->flags & ROUTE_STACK) &&
+        !auth_scope_allows(c, c->captures[0], c->captures[1], c->captures[2])) {
+        reply_error(c, 403, "Forbidden: stack '%.100s/%.100s/%.100s' is outside the scope of token '%s'",
+                    c->captures[0], c->captures[1], c->captures[2], c->actor);
+        return false;
+    }
+    return true;
 }
 
 /* The update's id is the capture after org/project/stack; the token must be that update's. The
@@ -76,6 +145,7 @@ static bool auth_update(Ctx *c)
     }
     c->update_id = xstrdup(c->captures[4]);
     c->actor = xstrdup("update-token");
+    c->role = ROLE_WRITE;
     return true;
 }
 

@@ -9,6 +9,8 @@
 
 /* Authenticate c per its route's auth kind. On failure replies (401/403) and returns false. */
 bool auth_request(Ctx *c);
+/* True if the caller's token scope covers org/project/stack. */
+bool auth_scope_allows(const Ctx *c, const char *org, const char *project, const char *stack);
 /* new: lowercase hex SHA-256 of a token. */
 char *auth_token_hash(const char *token);
 /* new: a fresh random token with the given prefix ("pul-" style). */

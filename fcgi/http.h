@@ -20,6 +20,7 @@ struct Route;
 typedef struct Worker {
     const Config *cfg;
     const unsigned char *master_key;   /* CRYPTO_KEY_LEN bytes */
+    const unsigned char *old_master_key; /* during a rotation, or NULL */
     Db *db;
     int id;
 } Worker;
@@ -45,6 +46,9 @@ typedef struct Ctx {
     int ncaptures;
     /* auth */
     char *actor;                /* token name */
+    int role;                   /* Role of the token (router.h) */
+    char *scope;                /* glob over "org/project/stack", NULL = everything */
+    bool audited;               /* the audit row was written (in the change's transaction) */
     char *update_id;            /* for update-token calls: the update the token belongs to */
     /* reply */
     int status;

@@ -38,6 +38,7 @@
 #include <openssl/crypto.h>
 
 #include "api.h"
+#include "audit.h"
 #include "auth.h"
 #include "crypto.h"
 #include "gzip.h"
@@ -206,6 +207,7 @@ static void ctx_free(Ctx *c)
     for (int i = 0; i < c->ncaptures; i++)
         free(c->captures[i]);
     free(c->actor);
+    free(c->scope);
     free(c->update_id);
     free(c->content_type);
     buf_free(&c->out);
@@ -232,6 +234,7 @@ static void serve(Worker *w, FCGX_Request *r)
     dispatch(&c, r);
     if (!c.status)
         reply_internal(&c);
+    audit_after(&c);
 
     /* libfcgi's own printf lacks %zu: format the head here. */
     char head[512];
@@ -280,14 +283,15 @@ static void *thread_main(void *arg)
     return NULL;
 }
 
-/* Read the master key from the setting or its file. */
-static bool load_master_key(const Config *cfg, unsigned char key[CRYPTO_KEY_LEN])
+/* Read a key from its setting or its file; *given says whether either was set. */
+static bool load_key(const char *value, const char *file, unsigned char key[CRYPTO_KEY_LEN], bool *given)
 {
-    if (*cfg->master_key)
-        return crypto_parse_key(cfg->master_key, key);
-    if (!*cfg->master_key_file)
+    *given = *value || *file;
+    if (*value)
+        return crypto_parse_key(value, key);
+    if (!*file)
         return false;
-    FILE *f = fopen(cfg->master_key_file, "r");
+    FILE *f = fopen(file, "r");
     if (!f)
         return false;
     char line[256] = "";
@@ -297,8 +301,10 @@ static bool load_master_key(const Config *cfg, unsigned char key[CRYPTO_KEY_LEN]
     return ok;
 }
 
-/* Check the schema is current and the master key matches the canary (writing it on first use). */
-static bool check_database(const Config *cfg, const unsigned char key[CRYPTO_KEY_LEN])
+/* Check the schema is current and the master key (or, during a rotation, the old one) matches
+ * the canary, writing the canary on first use. */
+static bool check_database(const Config *cfg, const unsigned char key[CRYPTO_KEY_LEN],
+                           const unsigned char *old_key)
 {
     Db *db = db_open(cfg->database);
     if (!db) {
@@ -318,7 +324,8 @@ static bool check_database(const Config *cfg, const unsigned char key[CRYPTO_KEY
                "ON CONFLICT (name) DO NOTHING", 1, p);
     free(canary);
     PGresult *r = db_exec(db, "SELECT value FROM extension_pulumi_state_schema WHERE name = 'canary'", 0, NULL, false);
-    if (r && PQntuples(r) == 1 && crypto_canary_check(key, PQgetvalue(r, 0, 0)))
+    if (r && PQntuples(r) == 1 &&
+        (crypto_canary_check(key, PQgetvalue(r, 0, 0)) || (old_key && crypto_canary_check(old_key, PQgetvalue(r, 0, 0)))))
         ok = true;
     else
         fprintf(stderr, "pulumi-state-fcgi: the master key does not match this database (canary check failed); "
@@ -361,13 +368,19 @@ int main(int argc, char **argv)
                         "environment (or operator_token in the config file)\n");
         goto fail;
     }
-    static unsigned char master[CRYPTO_KEY_LEN];
-    if (!load_master_key(&cfg, master)) {
+    static unsigned char master[CRYPTO_KEY_LEN], old_master[CRYPTO_KEY_LEN];
+    bool given, old_given;
+    if (!load_key(cfg.master_key, cfg.master_key_file, master, &given)) {
         fprintf(stderr, "pulumi-state-fcgi: a master key is required: set PULUMI_STATE_MASTER_KEY or "
                         "PULUMI_STATE_MASTER_KEY_FILE (64 hex digits or base64 of 32 bytes)\n");
         goto fail;
     }
-    if (!check_database(&cfg, master))
+    bool have_old = load_key(cfg.old_master_key, cfg.old_master_key_file, old_master, &old_given);
+    if (old_given && !have_old) {
+        fprintf(stderr, "pulumi-state-fcgi: the old master key (PULUMI_STATE_OLD_MASTER_KEY[_FILE]) is not a key\n");
+        goto fail;
+    }
+    if (!check_database(&cfg, master, have_old ? old_master : NULL))
         goto fail;
 
     if (FCGX_Init() != 0) {
@@ -402,6 +415,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < n; i++) {
         workers[i].cfg = &cfg;
         workers[i].master_key = master;
+        workers[i].old_master_key = have_old ? old_master : NULL;
         workers[i].id = i;
         workers[i].db = db_open(cfg.database);
         if (!workers[i].db) {
@@ -425,6 +439,7 @@ int main(int argc, char **argv)
     free(threads);
     free(workers);
     OPENSSL_cleanse(master, sizeof(master));
+    OPENSSL_cleanse(old_master, sizeof(old_master));
     config_free(&cfg);
     return 0;
 fail:

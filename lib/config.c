@@ -31,6 +31,8 @@ static const ConfigEntry entries[] = {
     {"enabled", "ITL_PULUMI_ENABLED", CF_BOOL, "true", OFF(enabled), "false answers every API call with 503"},
     {"master_key", "PULUMI_STATE_MASTER_KEY", CF_STR, "", OFF(master_key), "master key (64 hex digits or base64 of 32 bytes)"},
     {"master_key_file", "PULUMI_STATE_MASTER_KEY_FILE", CF_STR, "", OFF(master_key_file), "file holding the master key"},
+    {"old_master_key", "PULUMI_STATE_OLD_MASTER_KEY", CF_STR, "", OFF(old_master_key), "during a key rotation: the previous master key, still accepted"},
+    {"old_master_key_file", "PULUMI_STATE_OLD_MASTER_KEY_FILE", CF_STR, "", OFF(old_master_key_file), "file holding the previous master key"},
     {"base_path", "PULUMI_STATE_BASE_PATH", CF_STR, "", OFF(base_path), "URL prefix before /api (e.g. /pulumi)"},
     {"socket", "PULUMI_STATE_SOCKET", CF_STR, "", OFF(socket), "listen on this Unix socket path or :port (default: fd 0 from the web server)"},
     {"threads", "PULUMI_STATE_THREADS", CF_INT, "4", OFF(threads), "request threads per worker process"},

@@ -12,6 +12,8 @@ typedef struct Config {
     bool enabled;            /* ITL_PULUMI_ENABLED */
     char *master_key;        /* hex or base64 of 32 bytes */
     char *master_key_file;
+    char *old_master_key;      /* during a rotation: the key being replaced */
+    char *old_master_key_file;
     char *base_path;         /* URL prefix in front of /api, e.g. "/pulumi" */
     char *socket;            /* listen path or :port when not spawned with fd 0 */
     int threads;
