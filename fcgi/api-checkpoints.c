@@ -30,19 +30,6 @@ static bool update_accepts_state(Ctx *c, const UpdateInfo *info, bool journal)
     return true;
 }
 
-/* Parse a JSON integer span. */
-static bool span_int(const char *s, size_t len, long long *out)
-{
-    char buf[24];
-    if (len == 0 || len >= sizeof(buf))
-        return false;
-    memcpy(buf, s, len);
-    buf[len] = '\0';
-    char *end;
-    *out = strtoll(buf, &end, 10);
-    return *end == '\0';
-}
-
 /* Store the checkpoint bytes (transaction open, lock held) and commit. */
 static void store_checkpoint(Ctx *c, const char *mode, long long seq, const char *doc, size_t len)
 {
@@ -68,7 +55,7 @@ static bool doc_valid(const char *doc, size_t len)
 {
     size_t vs, ve, ds, de;
     long long v;
-    if (!jspan_member(doc, len, "version", &vs, &ve) || !span_int(doc + vs, ve - vs, &v) || v < 1 || v > 4)
+    if (!jspan_member(doc, len, "version", &vs, &ve) || !jspan_int(doc + vs, ve - vs, &v) || v < 1 || v > 4)
         return false;
     if (!jspan_member(doc, len, "deployment", &ds, &de))
         return false;
@@ -85,7 +72,7 @@ void api_checkpoint(Ctx *c)
         reply_error(c, 400, "Bad Request: malformed JSON body");
         return;
     }
-    if (!jspan_member(b, n, "version", &vs, &ve) || !span_int(b + vs, ve - vs, &version) || version < 1 ||
+    if (!jspan_member(b, n, "version", &vs, &ve) || !jspan_int(b + vs, ve - vs, &version) || version < 1 ||
         version > 4 || !jspan_member(b, n, "deployment", &ds, &de) ||
         (b[ds] != '{' && !jspan_is_null(b + ds, de - ds))) {
         reply_error(c, 400, "Bad Request: a checkpoint needs version 1..4 and a deployment object");
@@ -120,7 +107,7 @@ void api_checkpoint_verbatim(Ctx *c)
         reply_error(c, 400, "Bad Request: malformed JSON body");
         return;
     }
-    if (!jspan_member(b, n, "sequenceNumber", &ss, &se) || !span_int(b + ss, se - ss, &seq) || seq < 1 ||
+    if (!jspan_member(b, n, "sequenceNumber", &ss, &se) || !jspan_int(b + ss, se - ss, &seq) || seq < 1 ||
         !jspan_member(b, n, "untypedDeployment", &us, &ue) || b[us] != '{' || !doc_valid(b + us, ue - us)) {
         reply_error(c, 400, "Bad Request: a verbatim checkpoint needs sequenceNumber >= 1 and an untypedDeployment");
         return;
@@ -205,29 +192,31 @@ out:
 
 void api_journal_entries(Ctx *c)
 {
-    json_t *body = ctx_json(c);
-    if (!body)
+    /* Journal batches are the hot path: validate with the span scanner, never build a tree. */
+    const char *b = (const char *)c->body;
+    size_t n = c->body_len, es, ee;
+    if (!b || !jspan_validate(b, n) || b[strspn(b, " \t\r\n")] != '{') {
+        reply_error(c, 400, "Bad Request: malformed JSON body");
         return;
-    json_t *entries = json_object_get(body, "entries");
-    if (!json_is_array(entries)) {
+    }
+    if (!jspan_member(b, n, "entries", &es, &ee) || b[es] != '[') {
         reply_error(c, 400, "Bad Request: entries must be an array");
         return;
     }
-    size_t i;
-    json_t *e;
-    json_array_foreach(entries, i, e) {
-        json_t *seq = json_object_get(e, "sequenceID"), *kind = json_object_get(e, "kind");
-        if (!json_is_object(e) || !json_is_integer(seq) || json_integer_value(seq) < 1 || !json_is_integer(kind) ||
-            json_integer_value(kind) < 0 || json_integer_value(kind) > 9) {
+    size_t pos = 0, s0, s1, i = 0;
+    const char *arrp = b + es;
+    size_t arrn = ee - es;
+    while (jspan_array_next(arrp, arrn, &pos, &s0, &s1)) {
+        size_t a, z;
+        long long seq, kind;
+        const char *e = arrp + s0;
+        size_t elen = s1 - s0;
+        if (*e != '{' || !jspan_member(e, elen, "sequenceID", &a, &z) || !jspan_int(e + a, z - a, &seq) || seq < 1 ||
+            !jspan_member(e, elen, "kind", &a, &z) || !jspan_int(e + a, z - a, &kind) || kind < 0 || kind > 9) {
             reply_error(c, 400, "Bad Request: journal entry %zu needs sequenceID >= 1 and kind 0..9", i);
             return;
         }
-    }
-    size_t es, ee;
-    const char *b = (const char *)c->body;
-    if (!jspan_member(b, c->body_len, "entries", &es, &ee)) {
-        reply_error(c, 400, "Bad Request: entries must be an array");
-        return;
+        i++;
     }
     UpdateInfo info;
     Stack *s = NULL;

@@ -246,3 +246,51 @@ bool jspan_is_null(const char *s, size_t len)
     skip_ws(&sc);
     return sc.p == sc.end;
 }
+
+bool jspan_array_next(const char *s, size_t len, size_t *pos, size_t *start, size_t *end)
+{
+    Scan sc = {s + *pos, s + len};
+    skip_ws(&sc);
+    if (sc.p >= sc.end)
+        return false;
+    if (*pos == 0) {
+        if (*sc.p != '[')
+            return false;
+        sc.p++;
+        skip_ws(&sc);
+        if (sc.p < sc.end && *sc.p == ']')
+            return false;
+    } else {
+        if (*sc.p != ',')
+            return false;
+        sc.p++;
+        skip_ws(&sc);
+    }
+    const char *vstart = sc.p;
+    if (!scan_value(&sc, 1))
+        return false;
+    *start = (size_t)(vstart - s);
+    *end = (size_t)(sc.p - s);
+    *pos = *end;
+    return true;
+}
+
+bool jspan_int(const char *s, size_t len, long long *out)
+{
+    size_t i = 0;
+    bool neg = false;
+    long long v = 0;
+    if (len && s[0] == '-') {
+        neg = true;
+        i = 1;
+    }
+    if (i == len || len - i > 18)
+        return false;
+    for (; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = neg ? -v : v;
+    return true;
+}

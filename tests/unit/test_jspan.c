@@ -58,6 +58,30 @@ START_TEST(test_member)
 }
 END_TEST
 
+START_TEST(test_iterate)
+{
+    const char *s = " [ {\"a\":1} , 22,\"x,y\" ,[3]] ";
+    size_t pos = 0, a, b;
+    const char *want[] = {"{\"a\":1}", "22", "\"x,y\"", "[3]"};
+    int n = 0;
+    while (jspan_array_next(s, strlen(s), &pos, &a, &b)) {
+        ck_assert_int_lt(n, 4);
+        ck_assert_int_eq(b - a, strlen(want[n]));
+        ck_assert(strncmp(s + a, want[n], b - a) == 0);
+        n++;
+    }
+    ck_assert_int_eq(n, 4);
+    pos = 0;
+    ck_assert(!jspan_array_next("[]", 2, &pos, &a, &b));
+    long long v;
+    ck_assert(jspan_int("-42", 3, &v) && v == -42);
+    ck_assert(jspan_int("0", 1, &v) && v == 0);
+    ck_assert(!jspan_int("1.5", 3, &v));
+    ck_assert(!jspan_int("", 0, &v));
+    ck_assert(!jspan_int("1234567890123456789", 19, &v));
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("jspan");
@@ -65,6 +89,7 @@ int main(void)
     tcase_add_test(tc, test_validate);
     tcase_add_test(tc, test_depth);
     tcase_add_test(tc, test_member);
+    tcase_add_test(tc, test_iterate);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
