@@ -349,17 +349,37 @@ void api_export(Ctx *c)
     Stack *s = stack_fetch(c);
     if (!s)
         return;
-    /* During an update, the last checkpoint is the freshest state. */
+    /* During an update, the last checkpoint (or the journal so far, replayed) is the freshest
+     * state. */
     if (s->active_update[0]) {
         DbParam p[] = {DB_TEXT(s->active_update)};
-        PGresult *r = db_exec(c->db, "SELECT raw FROM extension_pulumi_state_checkpoints WHERE update_id = $1", 1, p, true);
-        if (r && PQntuples(r) == 1) {
+        PGresult *r = db_exec(c->db,
+                              "SELECT c.raw, u.journal_version, coalesce(u.base_version, 0) FROM "
+                              "extension_pulumi_state_updates u LEFT JOIN extension_pulumi_state_checkpoints c "
+                              "ON c.update_id = u.id WHERE u.id = $1",
+                              1, p, true);
+        if (r && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0)) {
             reply_bytes(c, 200, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0), false);
             PQclear(r);
             stack_free(s);
             return;
         }
+        /* Binary results: int4 in network byte order. */
+        bool journaled = r && PQntuples(r) == 1 && PQgetlength(r, 0, 1) == 4 && PQgetvalue(r, 0, 1)[3] != 0;
+        int base = 0;
+        if (journaled) {
+            const unsigned char *bv = (const unsigned char *)PQgetvalue(r, 0, 2);
+            base = (int)((unsigned)bv[0] << 24 | (unsigned)bv[1] << 16 | (unsigned)bv[2] << 8 | bv[3]);
+        }
         PQclear(r);
+        char *doc = NULL;
+        size_t len = 0;
+        if (journaled && journal_materialize(c, s, s->active_update, base, &doc, &len) && doc) {
+            reply_bytes(c, 200, doc, len, false);
+            free(doc);
+            stack_free(s);
+            return;
+        }
     }
     export_version(c, s, s->version);
     stack_free(s);

@@ -261,9 +261,7 @@ bool stack_add_version(Ctx *c, Stack *s, const char *update_id, const char *doc,
     return ok;
 }
 
-/* Rebuild the state of a journaled update from its base version and its entries. *doc is NULL
- * when the update has no journal entries. */
-static bool journal_materialize(Ctx *c, const Stack *s, const char *update_id, int base_version, char **doc,
+bool journal_materialize(Ctx *c, const Stack *s, const char *update_id, int base_version, char **doc,
                                 size_t *len)
 {
     *doc = NULL;

@@ -42,6 +42,11 @@ bool stack_add_version(Ctx *c, Stack *s, const char *update_id, const char *doc,
 /* Count deployment.resources in a state document (0 when absent, -1 when malformed). */
 long state_resource_count(const char *doc, size_t len);
 
+/* Rebuild the state of a journaled update from its base version and its entries (new *doc, NULL
+ * when the update has no journal entries). False on a database or replay error (logged). */
+bool journal_materialize(Ctx *c, const Stack *s, const char *update_id, int base_version, char **doc,
+                         size_t *len);
+
 /* Finish update_id of s with status ("succeeded", "failed", "cancelled"), inside the caller's
  * transaction with the lock held: materialise its state into a new version (non-dry-run),
  * free the stack, record the end. *prior receives the status it had ("running", or a terminal
