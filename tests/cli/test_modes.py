@@ -1,0 +1,183 @@
+"""The real CLI in all three state modes (journal, verbatim+delta, full checkpoints) against
+pulumi-state, compared after every `up` with what the same program gives on the CLI's own
+file:// backend, resource for resource; and switching modes on one stack."""
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import uuid
+
+import pytest
+
+import harness
+
+ORG = "itlusions"
+MODES = {
+    "journal": {},
+    "delta": {"PULUMI_DISABLE_JOURNALING": "true"},
+    "full": {"PULUMI_DISABLE_JOURNALING": "true", "PULUMI_OPTIMIZED_CHECKPOINT_PATCH": "false"},
+}
+# Fields that differ between any two runs of the same program.
+VOLATILE = ("created", "modified", "id", "sourcePosition", "stackTrace")
+
+
+def cli_dir():
+    d = os.environ.get("PULUMI_CLI_DIR")
+    if not d:
+        d = subprocess.run(["bash", os.path.join(harness.ROOT, "tests", "cli", "install-pulumi.sh")], check=True,
+                           capture_output=True, text=True).stdout.strip()
+    return d
+
+
+@pytest.fixture(scope="module")
+def mode_cluster():
+    # Journaling accepted and a small delta cutoff, so every mode is really exercised.
+    c = harness.Cluster(procs=2, threads=4, settings={"PULUMI_STATE_JOURNALING": "true",
+                                                      "PULUMI_STATE_CHECKPOINT_CUTOFF_BYTES": "1024"})
+    c.start()
+    yield c
+    c.stop()
+
+
+class Cli:
+    def __init__(self, backend, token=None, mode_env=None):
+        self.home = tempfile.mkdtemp(prefix="pulumi-home-")
+        self.project = tempfile.mkdtemp(prefix="pulumi-proj-")
+        self.env = dict(os.environ, PULUMI_HOME=self.home, PULUMI_SKIP_UPDATE_CHECK="true",
+                        PULUMI_CREDENTIAL_STORE="plaintext", PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION="true",
+                        NO_COLOR="true", PULUMI_BACKEND_URL=backend, PULUMI_CONFIG_PASSPHRASE="modes",
+                        PATH=cli_dir() + os.pathsep + os.environ["PATH"])
+        if token:
+            self.env["PULUMI_ACCESS_TOKEN"] = token
+        self.env.update(mode_env or {})
+
+    def run(self, *args, check=True):
+        r = subprocess.run(["pulumi", "--non-interactive"] + list(args), cwd=self.project, env=self.env,
+                           capture_output=True, text=True, timeout=600)
+        if check and r.returncode != 0:
+            raise AssertionError("pulumi %s failed:\n%s\n%s" % (" ".join(args), r.stdout, r.stderr))
+        return r
+
+    def program(self, resources):
+        lines = ["name: modes", "runtime: yaml", "resources:"]
+        for name, (value, opts) in resources.items():
+            lines += ["  %s:" % name, "    type: pulumi:Stash", "    properties:", "      input: %s" % json.dumps(value)]
+            if opts:
+                lines += ["    options:"] + ["      %s: %s" % (k, json.dumps(v)) for k, v in opts.items()]
+        lines += ["outputs:", "  names: %s" % json.dumps(sorted(resources))]
+        with open(os.path.join(self.project, "Pulumi.yaml"), "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+    def export(self):
+        return json.loads(self.run("stack", "export").stdout)
+
+    def cleanup(self):
+        shutil.rmtree(self.home, ignore_errors=True)
+        shutil.rmtree(self.project, ignore_errors=True)
+
+
+def normalise(state):
+    """Resources without run-specific fields, URNs made independent of the stack name."""
+    out = []
+    for r in state["deployment"].get("resources") or []:
+        r = {k: v for k, v in r.items() if k not in VOLATILE}
+        if "provider" in r:
+            r["provider"] = r["provider"].rsplit("::", 1)[0]
+        out.append(r)
+    # The engine registers resources concurrently, so order may differ between two runs.
+    out.sort(key=lambda r: r["urn"])
+    text = json.dumps(out, sort_keys=True)
+    return json.loads(text.replace("::modes::", "::P::"))
+
+
+def rename_stack(state, stack):
+    return json.loads(json.dumps(state).replace("urn:pulumi:%s::" % stack, "urn:pulumi:S::").replace(
+        "modes-%s" % stack, "modes-S"))
+
+
+STEPS = [
+    # create
+    {"a": ("one", None), "b": ({"x": 1, "y": [1, 2]}, None), "c": ("keep", None)},
+    # in-place update and an addition
+    {"a": ("two", None), "b": ({"x": 2, "y": [1, 2, 3]}, None), "c": ("keep", None), "d": ("new", None)},
+    # replace (replaceOnChanges) and delete-before-replace
+    {"a": ("three", {"replaceOnChanges": ["input"]}), "b": ({"x": 2, "y": [1, 2, 3]}, None),
+     "c": ("keep-2", {"replaceOnChanges": ["input"], "deleteBeforeReplace": True}), "d": ("new", None)},
+    # delete
+    {"a": ("three", {"replaceOnChanges": ["input"]}), "d": ("new", None)},
+]
+
+
+def converge(server_cli, diy_cli, server_stack, diy_stack, resources):
+    server_cli.program(resources)
+    diy_cli.program(resources)
+    server_cli.run("up", "--yes", "--skip-preview", "-s", server_stack)
+    diy_cli.run("up", "--yes", "--skip-preview", "-s", diy_stack)
+    ours = rename_stack(normalise(server_cli.export_for(server_stack)), server_stack.split("/")[-1])
+    theirs = rename_stack(normalise(diy_cli.export_for(diy_stack)), diy_stack)
+    assert ours == theirs
+
+
+def _export_for(self, stack):
+    return json.loads(self.run("stack", "export", "-s", stack).stdout)
+
+
+Cli.export_for = _export_for
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_mode_matches_diy_backend(mode_cluster, mode):
+    s = mode_cluster.server
+    name = "m-%s-%s" % (mode, uuid.uuid4().hex[:6])
+    diydir = tempfile.mkdtemp(prefix="diy-")
+    ours = Cli(s.url, s.token, MODES[mode])
+    theirs = Cli("file://" + diydir, None, MODES[mode])
+    try:
+        full = "%s/modes/%s" % (ORG, name)
+        ours.program(STEPS[0])
+        theirs.program(STEPS[0])
+        ours.run("stack", "init", full)
+        theirs.run("stack", "init", name)
+        for step in STEPS:
+            converge(ours, theirs, full, name, step)
+        # The mode really was used.
+        rows = mode_cluster.pg.psql(
+            "SELECT u.journal_version, coalesce(u.checkpoint_mode, '') FROM extension_pulumi_state_updates u "
+            "JOIN extension_pulumi_state_stacks s ON s.id = u.stack_id WHERE s.name = '%s' AND NOT u.dry_run" % name)
+        if mode == "journal":
+            assert all(r[0] == "1" for r in rows)
+        else:
+            assert all(r[0] == "0" for r in rows)
+        ours.run("destroy", "--yes", "--skip-preview", "-s", full)
+        assert normalise(ours.export_for(full)) == []
+    finally:
+        ours.cleanup()
+        theirs.cleanup()
+        shutil.rmtree(diydir, ignore_errors=True)
+
+
+def test_switching_modes_on_one_stack(mode_cluster):
+    s = mode_cluster.server
+    name = "switch-" + uuid.uuid4().hex[:6]
+    diydir = tempfile.mkdtemp(prefix="diy-")
+    theirs = Cli("file://" + diydir)
+    clis = {m: Cli(s.url, s.token, env) for m, env in MODES.items()}
+    try:
+        full = "%s/modes/%s" % (ORG, name)
+        order = ["full", "delta", "journal", "full", "journal", "delta"]
+        clis[order[0]].program(STEPS[0])
+        clis[order[0]].run("stack", "init", full)
+        theirs.program(STEPS[0])
+        theirs.run("stack", "init", name)
+        programs = STEPS + [STEPS[1]]
+        for mode, resources in zip(order, programs):
+            converge(clis[mode], theirs, full, name, resources)
+        versions = mode_cluster.pg.psql(
+            "SELECT version FROM extension_pulumi_state_stacks WHERE name = '%s'" % name)
+        assert versions == [[str(len(order))]]
+    finally:
+        for c in clis.values():
+            c.cleanup()
+        theirs.cleanup()
+        shutil.rmtree(diydir, ignore_errors=True)
