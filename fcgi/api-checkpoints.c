@@ -206,6 +206,10 @@ void api_journal_entries(Ctx *c)
     size_t pos = 0, s0, s1, i = 0;
     const char *arrp = b + es;
     size_t arrn = ee - es;
+    /* The sequence ids as a bigint[] literal: PostgreSQL's ->> cannot read an entry holding \u0000. */
+    Buf seqs;
+    buf_init(&seqs);
+    buf_puts(&seqs, "{");
     while (jspan_array_next(arrp, arrn, &pos, &s0, &s1)) {
         size_t a, z;
         long long seq, kind;
@@ -214,22 +218,26 @@ void api_journal_entries(Ctx *c)
         if (*e != '{' || !jspan_member(e, elen, "sequenceID", &a, &z) || !jspan_int(e + a, z - a, &seq) || seq < 1 ||
             !jspan_member(e, elen, "kind", &a, &z) || !jspan_int(e + a, z - a, &kind) || kind < 0 || kind > 9) {
             reply_error(c, 400, "Bad Request: journal entry %zu needs sequenceID >= 1 and kind 0..9", i);
+            buf_free(&seqs);
             return;
         }
+        buf_printf(&seqs, "%s%lld", i ? "," : "", seq);
         i++;
     }
+    buf_puts(&seqs, "}");
     UpdateInfo info;
     Stack *s = NULL;
     if (!update_auth(c, true, &s, &info) || !update_accepts_state(c, &info, true))
         goto out;
     /* json (not jsonb) keeps each element's text exactly as the CLI sent it. */
     char *arr = xstrndup(b + es, ee - es);
-    DbParam p[] = {DB_TEXT(c->update_id), DB_TEXT(arr)};
+    DbParam p[] = {DB_TEXT(c->update_id), DB_TEXT(arr), DB_TEXT(seqs.data)};
     bool ok = db_run(c->db,
                      "INSERT INTO extension_pulumi_state_journal (update_id, sequence_id, entry) "
-                     "SELECT $1, (e ->> 'sequenceID')::bigint, convert_to(e::text, 'UTF8') "
-                     "FROM json_array_elements($2::json) e ON CONFLICT DO NOTHING",
-                     2, p) &&
+                     "SELECT $1, q.seq, convert_to(e.elem::text, 'UTF8') "
+                     "FROM json_array_elements($2::json) WITH ORDINALITY e(elem, n) "
+                     "JOIN unnest($3::bigint[]) WITH ORDINALITY q(seq, n) USING (n) ON CONFLICT DO NOTHING",
+                     3, p) &&
               db_commit(c->db);
     free(arr);
     if (!ok) {
@@ -239,5 +247,6 @@ void api_journal_entries(Ctx *c)
         reply_ok(c);
     }
 out:
+    buf_free(&seqs);
     stack_free(s);
 }

@@ -288,7 +288,7 @@ void api_rename_stack(Ctx *c)
             db_rollback(c->db);
             goto out;
         }
-        st = json_loadb(doc, len, 0, NULL);
+        st = json_loadb(doc, len, JSON_ALLOW_NUL, NULL);
         json_t *dep = st ? json_object_get(st, "deployment") : NULL;
         if (json_is_object(dep) && !urn_rename_deployment(dep, s->org, new_name, new_project)) {
             db_rollback(c->db);
@@ -403,9 +403,15 @@ void api_export_version(Ctx *c)
 
 void api_import(Ctx *c)
 {
-    json_t *body = ctx_json(c);
-    if (!body)
+    /* Not ctx_json: a state may hold NUL characters (\u0000), as checkpoints may. */
+    json_t *body = c->body_len ? json_loadb((const char *)c->body, c->body_len,
+                                            JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, NULL) : NULL;
+    if (!json_is_object(body)) {
+        json_decref(body);
+        reply_error(c, 400, "Bad Request: the body must be a JSON object");
         return;
+    }
+    c->json = body; /* freed with the request */
     if (!state_valid(body)) {
         reply_error(c, 400, "Bad Request: the body must be an untyped deployment with version 1..4");
         return;

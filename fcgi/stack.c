@@ -122,8 +122,10 @@ Stack *stack_fetch_locked(Ctx *c)
     Stack *s = NULL;
     bool expired = false, dberr = false;
     if (ok) {
-        DbParam q[] = {DB_TEXT(id)};
-        s = load(c, "SELECT " STACK_COLUMNS "WHERE s.id = $1", 1, q, &expired, &dberr);
+        /* Still under the names asked for: a rename or delete may have committed while we waited. */
+        DbParam q[] = {DB_TEXT(id), DB_TEXT(c->captures[0]), DB_TEXT(c->captures[1]), DB_TEXT(c->captures[2])};
+        s = load(c, "SELECT " STACK_COLUMNS "WHERE s.id = $1 AND s.org = $2 AND s.project = $3 AND s.name = $4", 4, q,
+                 &expired, &dberr);
     }
     free(id);
     if (!ok || dberr) {
@@ -282,7 +284,7 @@ bool journal_materialize(Ctx *c, const Stack *s, const char *update_id, int base
     char *basedoc = NULL;
     size_t baselen = 0;
     for (int i = 0; i < n; i++) {
-        json_t *e = json_loadb(PQgetvalue(r, i, 0), (size_t)PQgetlength(r, i, 0), 0, NULL);
+        json_t *e = json_loadb(PQgetvalue(r, i, 0), (size_t)PQgetlength(r, i, 0), JSON_ALLOW_NUL, NULL);
         if (!e) {
             log_error("[%s] journal entry %d of update %s does not parse", c->request_id, i, update_id);
             goto fail;
@@ -291,7 +293,7 @@ bool journal_materialize(Ctx *c, const Stack *s, const char *update_id, int base
     }
     if (!stack_state(c, s, base_version, &basedoc, &baselen))
         goto fail;
-    base = json_loadb(basedoc, baselen, 0, NULL);
+    base = json_loadb(basedoc, baselen, JSON_ALLOW_NUL, NULL);
     if (!base) {
         log_error("[%s] base state of update %s does not parse", c->request_id, update_id);
         goto fail;
@@ -353,8 +355,14 @@ bool update_finish(Ctx *c, Stack *s, const char *update_id, const char *status, 
             doc = xstrndup(PQgetvalue(r, 0, 0), len);
         }
         PQclear(r);
-        if (!doc && !journal_materialize(c, s, update_id, base_version, &doc, &len))
-            goto out;
+        if (!doc && !journal_materialize(c, s, update_id, base_version, &doc, &len)) {
+            /* A journal that cannot be replayed must not wedge the stack: an update that failed, was
+             * cancelled or is reaped keeps the base state (a database error fails again below). */
+            if (!strcmp(status, "succeeded"))
+                goto out;
+            log_warn("[%s] update %s ends %s with its base state: its journal cannot be replayed", c->request_id,
+                     update_id, status);
+        }
         if (!doc && !stack_state(c, s, s->version, &doc, &len))
             goto out;
         if (!stack_add_version(c, s, update_id, doc, len))

@@ -19,7 +19,34 @@ static bool is_hex(char c)
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
-/* Validates UTF-8 loosely (no control characters); escapes strictly. */
+static unsigned hex4(const char *p)
+{
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++)
+        v = v * 16 + (unsigned)(p[i] <= '9' ? p[i] - '0' : (p[i] | 0x20) - 'a' + 10);
+    return v;
+}
+
+/* Length of the UTF-8 sequence at p: shortest form, no surrogates, at most U+10FFFF; 0 if invalid. */
+static size_t utf8_len(const unsigned char *p, const unsigned char *end)
+{
+    size_t n = p[0] >= 0xc2 && p[0] <= 0xdf ? 2 : p[0] >= 0xe0 && p[0] <= 0xef ? 3
+             : p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : 0;
+    if (n == 0 || (size_t)(end - p) < n)
+        return 0;
+    unsigned long cp = p[0] & (0x7f >> n);
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (p[i] & 0x3f);
+    }
+    if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+        return 0;
+    return n;
+}
+
+/* Strict: valid UTF-8, no control characters, known escapes, surrogate escapes only in pairs (what
+ * PostgreSQL's json type and jansson accept, and all Go's encoder produces). */
 static bool scan_string(Scan *sc)
 {
     if (sc->p >= sc->end || *sc->p != '"')
@@ -44,11 +71,31 @@ static bool scan_string(Scan *sc)
                 for (int i = 1; i <= 4; i++)
                     if (!is_hex(sc->p[i]))
                         return false;
+                unsigned u = hex4(sc->p + 1);
                 sc->p += 5;
+                if (u >= 0xdc00 && u <= 0xdfff)
+                    return false;
+                if (u >= 0xd800 && u <= 0xdbff) {
+                    if (sc->end - sc->p < 6 || sc->p[0] != '\\' || sc->p[1] != 'u')
+                        return false;
+                    for (int i = 2; i <= 5; i++)
+                        if (!is_hex(sc->p[i]))
+                            return false;
+                    u = hex4(sc->p + 2);
+                    if (u < 0xdc00 || u > 0xdfff)
+                        return false;
+                    sc->p += 6;
+                }
                 continue;
             }
             if (!strchr("\"\\/bfnrt", e) || e == '\0')
                 return false;
+        } else if (c >= 0x80) {
+            size_t n = utf8_len((const unsigned char *)sc->p, (const unsigned char *)sc->end);
+            if (n == 0)
+                return false;
+            sc->p += n;
+            continue;
         }
         sc->p++;
     }
