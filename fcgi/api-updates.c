@@ -90,6 +90,11 @@ void api_create_update(Ctx *c)
         reply_error(c, 400, "Bad Request: options, config and metadata must be objects");
         return;
     }
+    json_t *env = json_object_get(metadata, "environment");
+    if (env && !json_is_object(env) && !json_is_null(env)) {
+        reply_error(c, 400, "Bad Request: metadata.environment must be an object");
+        return;
+    }
     json_t *dry = json_object_get(options, "dryRun");
     if (dry && !json_is_boolean(dry)) {
         reply_error(c, 400, "Bad Request: options.dryRun must be a boolean");
@@ -289,10 +294,12 @@ void api_renew_lease(Ctx *c)
     char ttl[16];
     snprintf(ttl, sizeof(ttl), "%d", c->cfg->lease_ttl);
     DbParam p[] = {DB_TEXT(c->update_id), DB_TEXT(hash), DB_TEXT(old), DB_TEXT(ttl)};
-    /* The presented token becomes the previous one, so a retried renew or a call already in
-     * flight with it still succeeds. */
+    /* Renewing with the current token makes it the previous one, so calls already in flight
+     * with it still succeed; renewing with the previous one (a retry whose answer was lost)
+     * keeps it as the previous one. */
     PGresult *r = hash ? db_exec(c->db,
-                                 "UPDATE extension_pulumi_state_updates SET prev_token_hash = $3, token_hash = $2, "
+                                 "UPDATE extension_pulumi_state_updates SET prev_token_hash = CASE WHEN "
+                                 "token_hash = $3 THEN token_hash ELSE prev_token_hash END, token_hash = $2, "
                                  "lease_expires_at = now() + make_interval(secs => $4::int) WHERE id = $1 "
                                  "RETURNING extract(epoch from lease_expires_at)::bigint",
                                  4, p, false)

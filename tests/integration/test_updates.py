@@ -185,6 +185,21 @@ def test_renew_lease_rotates_tokens(api, server):
     assert api.export(st)["deployment"] == small_state(st, server, n=2)
 
 
+def test_retried_renew_keeps_the_previous_token(api, server):
+    """A renew whose answer was lost is retried with the same (now previous) token: the CLI then
+    holds the newest token, and the token it still has in flight keeps working."""
+    st = api.new_stack()
+    upd = api.begin(st)
+    t0 = upd.token
+    lost = assert_ok(api.post(upd.path + "/renew_lease", {"duration": 300}, update=t0))["token"]
+    t2 = assert_ok(api.post(upd.path + "/renew_lease", {"duration": 300}, update=t0))["token"]
+    assert t2 not in (t0, lost)
+    assert_ok(api.checkpoint(upd, small_state(st, server, n=1), token=t0))
+    assert_ok(api.checkpoint(upd, small_state(st, server, n=1), token=t2))
+    assert_error(api.checkpoint(upd, small_state(st, server, n=1), token=lost), 403)
+    assert_ok(api.complete(upd, token=t2))
+
+
 def test_renew_lease_errors(api):
     st = api.new_stack()
     upd = api.begin(st)
@@ -429,3 +444,13 @@ def test_stack_free_after_every_ending(api, server):
         assert api.stack(st)["version"] == v
     assert [h["result"] for h in assert_ok(api.get(st.path + "/updates"))["updates"]] == \
         ["failed", "failed", "succeeded"]
+
+
+def test_update_metadata_environment_must_be_an_object(api, server):
+    st = api.new_stack()
+    before = api.snapshot(st)
+    for env in ("x", [1], 3):
+        status, body, _, _ = server.request("POST", st.path + "/update",
+                                            {"options": {"dryRun": False}, "metadata": {"environment": env}})
+        assert status == 400 and body["code"] == 400 and "environment" in body["message"]
+    assert api.snapshot(st) == before
