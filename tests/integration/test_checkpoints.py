@@ -207,18 +207,19 @@ def test_delta_applies_the_cli_test_vectors(api):
     vec = json.load(open(VECTORS))
     st = api.new_stack()
     upd = api.begin(st)
-    raw1 = json.dumps(vec["req1"], separators=(",", ":")).encode()
+    raw1 = vec["req1"].encode()  # the exact bytes the CLI sent
     assert_ok(_verbatim(api, upd, raw1, 1))
     for seq, name in enumerate(["req2", "req3", "req4"], start=2):
         body = {"version": 3, "checkpointHash": vec[name + ".hash"], "sequenceNumber": seq,
-                "deploymentDelta": vec[name]}
+                "deploymentDelta": json.loads(vec[name])}
         assert_ok(api.call("PATCH", upd.path + "/checkpointdelta", raw=gz(body), update=upd,
                            headers={"Content-Encoding": "gzip"}))
         got = api.get(st.path + "/export").raw
         assert hashlib.sha256(got).hexdigest() == vec[name + ".hash"]
     # A hash that does not match the result is refused and changes nothing.
     before = api.snapshot(st)
-    body = {"version": 3, "checkpointHash": "0" * 64, "sequenceNumber": 5, "deploymentDelta": vec["req3"]}
+    body = {"version": 3, "checkpointHash": "0" * 64, "sequenceNumber": 5,
+            "deploymentDelta": json.loads(vec["req3"])}
     r = api.patch(upd.path + "/checkpointdelta", body, update=upd)
     assert r.status in (400, 409)
     assert api.snapshot(st) == before
