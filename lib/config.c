@@ -40,8 +40,8 @@ static const ConfigEntry entries[] = {
     {"max_body_bytes", "PULUMI_STATE_MAX_BODY_BYTES", CF_SIZE, "67108864", OFF(max_body_bytes), "largest request body as sent (413 past it)"},
     {"max_inflated_bytes", "PULUMI_STATE_MAX_INFLATED_BYTES", CF_SIZE, "268435456", OFF(max_inflated_bytes), "largest gzip request body after inflating (413 past it)"},
     {"list_page_size", "PULUMI_STATE_LIST_PAGE_SIZE", CF_INT, "100", OFF(list_page_size), "stacks per page of /api/user/stacks"},
-    {"journaling", "PULUMI_STATE_JOURNALING", CF_BOOL, "false", OFF(journaling), "accept journaling (journalVersion 1) when the CLI asks"},
-    {"checkpoint_cutoff_bytes", "PULUMI_STATE_CHECKPOINT_CUTOFF_BYTES", CF_SIZE, "0", OFF(checkpoint_cutoff_bytes), "advertise delta checkpoints with this cutoff; 0 = off"},
+    {"journaling", "PULUMI_STATE_JOURNALING", CF_BOOL, "true", OFF(journaling), "accept journaling (journalVersion 1) when the CLI asks"},
+    {"checkpoint_cutoff_bytes", "PULUMI_STATE_CHECKPOINT_CUTOFF_BYTES", CF_SIZE, "1048576", OFF(checkpoint_cutoff_bytes), "advertise delta checkpoints with this cutoff; 0 = off"},
     {"log_level", "PULUMI_STATE_LOG_LEVEL", CF_STR, "info", OFF(log_level), "debug, info, warn or error"},
     {"trusted_proxies", "PULUMI_STATE_TRUSTED_PROXIES", CF_STR, "", OFF(trusted_proxies), "comma-separated proxy addresses whose X-Forwarded-For is believed"},
 };

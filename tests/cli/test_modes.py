@@ -170,7 +170,7 @@ def test_switching_modes_on_one_stack(mode_cluster):
         clis[order[0]].run("stack", "init", full)
         theirs.program(STEPS[0])
         theirs.run("stack", "init", name)
-        programs = STEPS + [STEPS[1]]
+        programs = STEPS + [STEPS[1], STEPS[0]]
         for mode, resources in zip(order, programs):
             converge(clis[mode], theirs, full, name, resources)
         versions = mode_cluster.pg.psql(

@@ -178,7 +178,9 @@ class Api:
         r = assert_ok(self.post(upd.path, body))
         assert isinstance(r["token"], str) and r["token"], r
         assert isinstance(r["version"], int) and isinstance(r["tokenExpiration"], int), r
-        assert r.get("journalVersion", 0) == 0, r
+        # The server takes journaling (it is on by default) when asked, never for a dry run.
+        asked = journal is not None and journal >= 1 and not upd.dry_run
+        assert r.get("journalVersion", 0) == (1 if asked else 0), r
         upd.token, upd.version = r["token"], r["version"]
         return r
 
@@ -230,8 +232,19 @@ class Api:
                                    "WHERE u.stack_id = '%s' ORDER BY 1" % sid)
         events = self.pg.psql("SELECT count(*) FROM extension_pulumi_state_events e JOIN extension_pulumi_state_updates"
                               " u ON u.id = e.update_id WHERE u.stack_id = '%s'" % sid)
-        return {"export": self.get(st.path + "/export").raw, "stack": self.stack(st), "row": row,
-                "versions": versions, "updates": updates, "checkpoints": checkpoints, "events": events}
+        journal = self.pg.psql("SELECT j.update_id, j.sequence_id, md5(j.entry) FROM extension_pulumi_state_journal j "
+                               "JOIN extension_pulumi_state_updates u ON u.id = j.update_id "
+                               "WHERE u.stack_id = '%s' ORDER BY 1, 2" % sid)
+        export = self.get(st.path + "/export").raw
+        try:
+            # A journaled update's export is replayed live, stamped with the time of the replay.
+            doc = json.loads(export)
+            doc["deployment"]["manifest"].pop("time", None)
+            export = json.dumps(doc, sort_keys=True).encode()
+        except (ValueError, KeyError, TypeError):
+            pass
+        return {"export": export, "stack": self.stack(st), "row": row, "versions": versions,
+                "updates": updates, "checkpoints": checkpoints, "events": events, "journal": journal}
 
 
 # ---- deployments -------------------------------------------------------------------------------

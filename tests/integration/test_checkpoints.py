@@ -229,7 +229,7 @@ def test_delta_applies_the_cli_test_vectors(api):
 
 def test_journal_entries_on_a_checkpoint_update_is_409(api, server):
     st = api.new_stack()
-    upd = api.begin(st)  # journaling is off in this cluster: journalVersion 0
+    upd = api.begin(st)  # journaling not asked for: journalVersion 0
     assert_ok(api.checkpoint(upd, small_state(st, server, n=1)))
     before = api.snapshot(st)
     entries = {"entries": [{"version": 1, "kind": 6, "sequenceID": 1, "operationID": 0, "removeOld": None,

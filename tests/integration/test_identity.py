@@ -34,10 +34,10 @@ def test_capabilities_shape(api):
     assert "batch-encrypt" in by_name
     dsv = by_name["deployment-schema-version"]
     assert dsv["version"] == 1 and dsv["configuration"]["version"] >= 4
-    # The test cluster runs with the default cutoff 0: delta uploads are not advertised. If they are, they
-    # must be the v2 form the CLI parses (a parse error drops every capability, protocol 2.4).
-    delta = by_name.get("delta-checkpoint-uploads-v2")
-    assert delta is None or (delta["version"] == 2 and delta["configuration"]["checkpointCutoffSizeBytes"] > 0)
+    # Delta uploads are advertised by default (cutoff 1 MiB), in the v2 form the CLI parses (a parse
+    # error drops every capability, protocol 2.4).
+    delta = by_name["delta-checkpoint-uploads-v2"]
+    assert delta["version"] == 2 and delta["configuration"]["checkpointCutoffSizeBytes"] == 1048576
     assert "delta-checkpoint-uploads" not in by_name
 
 

@@ -131,7 +131,7 @@ def test_start_errors(api):
     assert_error(api.post(upd.path, {"tags": ["x"]}), 400)
     assert_error(api.call("POST", upd.path, raw=b"{nope"), 400)
     assert status_of(api, upd)["status"] == "not started"
-    api.start(upd, journal=1)  # journaling is off in this cluster: journalVersion 0 (checked in start)
+    api.start(upd, journal=1)  # journaling is on by default: journalVersion 1 (checked in start)
     assert_error(api.post(upd.path, {}), 409)  # started twice
     assert_ok(api.complete(upd))
     assert_error(api.post(upd.path, {}), 409)
