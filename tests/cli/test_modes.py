@@ -181,3 +181,61 @@ def test_switching_modes_on_one_stack(mode_cluster):
             c.cleanup()
         theirs.cleanup()
         shutil.rmtree(diydir, ignore_errors=True)
+
+
+def test_killed_cli_mid_up_keeps_what_it_did(mode_cluster):
+    """Journal mode: kill -9 the CLI in the middle of an `up`; `pulumi cancel` ends the update and
+    the state holds every resource it created plus the operations it left in flight; a refresh
+    clearing those and a new `up` converge."""
+    s, pg = mode_cluster.server, mode_cluster.pg
+    name = "killed-" + uuid.uuid4().hex[:6]
+    full = "%s/modes/%s" % (ORG, name)
+    cli = Cli(s.url, s.token)
+    resources = {"r%03d" % i: ("value-%d" % i, None) for i in range(150)}
+    try:
+        cli.program(resources)
+        cli.run("stack", "init", full)
+        proc = subprocess.Popen(["pulumi", "--non-interactive", "up", "--yes", "--skip-preview", "-s", full],
+                                cwd=cli.project, env=cli.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+        count_sql = ("SELECT count(*) FROM extension_pulumi_state_journal j JOIN extension_pulumi_state_updates u "
+                     "ON u.id = j.update_id JOIN extension_pulumi_state_stacks st ON st.id = u.stack_id "
+                     "WHERE st.name = '%s' AND u.status = 'running'" % name)
+        try:
+            harness.wait_until(lambda: proc.poll() is not None or int(pg.psql(count_sql)[0][0]) >= 60,
+                               "journal entries of the running update", timeout=300)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, 9)  # the CLI and its language host: the group we started
+            proc.wait()
+        running = pg.psql("SELECT u.id FROM extension_pulumi_state_updates u JOIN extension_pulumi_state_stacks st "
+                          "ON st.id = u.stack_id WHERE st.name = '%s' AND u.status = 'running' AND NOT u.dry_run"
+                          % name)
+        assert running, "the CLI finished before it could be killed"
+        entries = [json.loads(r[0]) for r in pg.psql(
+            "SELECT convert_from(entry, 'UTF8') FROM extension_pulumi_state_journal WHERE update_id = '%s' "
+            "ORDER BY sequence_id" % running[0][0])]
+        created = {e["state"]["urn"] for e in entries if e["kind"] == 1 and e.get("state")}
+        begun = {e["operationID"] for e in entries if e["kind"] == 0 and e.get("operation")}
+        ended = {e["operationID"] for e in entries if e["kind"] in (1, 2)}
+        in_flight = begun - ended
+
+        # The stack is held by the dead CLI's lease until cancelled.
+        r = cli.run("up", "--yes", "--skip-preview", "-s", full, check=False)
+        assert r.returncode != 0 and "Another update is currently in progress" in r.stderr + r.stdout
+        cli.run("cancel", "--yes", "-s", full)
+        state = cli.export_for(full)["deployment"]
+        have = {res["urn"] for res in state.get("resources") or []}
+        assert created <= have and len(created) > 0
+        assert len(state.get("pending_operations") or []) == len(in_flight)
+
+        cli.run("refresh", "--yes", "--clear-pending-creates", "-s", full)
+        cli.run("up", "--yes", "--skip-preview", "-s", full)
+        state = cli.export_for(full)["deployment"]
+        stashes = [res for res in state["resources"] if res["type"] == "pulumi:index:Stash"]
+        assert len(stashes) == len(resources)
+        assert not state.get("pending_operations")
+        assert "no changes" in cli.run("preview", "-s", full).stdout.lower() or \
+            "unchanged" in cli.run("preview", "-s", full).stdout
+    finally:
+        cli.cleanup()
