@@ -36,6 +36,11 @@ def mode_cluster():
     c = harness.Cluster(procs=2, threads=4, settings={"PULUMI_STATE_JOURNALING": "true",
                                                       "PULUMI_STATE_CHECKPOINT_CUTOFF_BYTES": "1024"})
     c.start()
+    # The CLI runs with a scoped write token, as a team's pipeline would, not the operator token.
+    env = dict(os.environ, PULUMI_STATE_DATABASE=c.pg.conninfo)
+    c.cli_token = subprocess.run([os.path.join(c.bindir, "pulumi-state-admin"), "token", "create", "--name",
+                                  "modes-ci", "--role", "write", "--scope", "%s/modes/*" % ORG], env=env, check=True,
+                                 capture_output=True, text=True).stdout.strip()
     yield c
     c.stop()
 
@@ -131,7 +136,7 @@ def test_mode_matches_diy_backend(mode_cluster, mode):
     s = mode_cluster.server
     name = "m-%s-%s" % (mode, uuid.uuid4().hex[:6])
     diydir = tempfile.mkdtemp(prefix="diy-")
-    ours = Cli(s.url, s.token, MODES[mode])
+    ours = Cli(s.url, mode_cluster.cli_token, MODES[mode])
     theirs = Cli("file://" + diydir, None, MODES[mode])
     try:
         full = "%s/modes/%s" % (ORG, name)
@@ -162,7 +167,7 @@ def test_switching_modes_on_one_stack(mode_cluster):
     name = "switch-" + uuid.uuid4().hex[:6]
     diydir = tempfile.mkdtemp(prefix="diy-")
     theirs = Cli("file://" + diydir)
-    clis = {m: Cli(s.url, s.token, env) for m, env in MODES.items()}
+    clis = {m: Cli(s.url, mode_cluster.cli_token, env) for m, env in MODES.items()}
     try:
         full = "%s/modes/%s" % (ORG, name)
         order = ["full", "delta", "journal", "full", "journal", "delta"]
@@ -190,7 +195,7 @@ def test_killed_cli_mid_up_keeps_what_it_did(mode_cluster):
     s, pg = mode_cluster.server, mode_cluster.pg
     name = "killed-" + uuid.uuid4().hex[:6]
     full = "%s/modes/%s" % (ORG, name)
-    cli = Cli(s.url, s.token)
+    cli = Cli(s.url, mode_cluster.cli_token)
     resources = {"r%03d" % i: ("value-%d" % i, None) for i in range(150)}
     try:
         cli.program(resources)
