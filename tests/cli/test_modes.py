@@ -11,6 +11,7 @@ import uuid
 import pytest
 
 import harness
+from clilib import Cli
 
 ORG = "itlusions"
 MODES = {
@@ -20,14 +21,6 @@ MODES = {
 }
 # Fields that differ between any two runs of the same program.
 VOLATILE = ("created", "modified", "id", "sourcePosition", "stackTrace")
-
-
-def cli_dir():
-    d = os.environ.get("PULUMI_CLI_DIR")
-    if not d:
-        d = subprocess.run(["bash", os.path.join(harness.ROOT, "tests", "cli", "install-pulumi.sh")], check=True,
-                           capture_output=True, text=True).stdout.strip()
-    return d
 
 
 @pytest.fixture(scope="module")
@@ -43,43 +36,6 @@ def mode_cluster():
                                  capture_output=True, text=True).stdout.strip()
     yield c
     c.stop()
-
-
-class Cli:
-    def __init__(self, backend, token=None, mode_env=None):
-        self.home = tempfile.mkdtemp(prefix="pulumi-home-")
-        self.project = tempfile.mkdtemp(prefix="pulumi-proj-")
-        self.env = dict(os.environ, PULUMI_HOME=self.home, PULUMI_SKIP_UPDATE_CHECK="true",
-                        PULUMI_CREDENTIAL_STORE="plaintext", PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION="true",
-                        NO_COLOR="true", PULUMI_BACKEND_URL=backend, PULUMI_CONFIG_PASSPHRASE="modes",
-                        PATH=cli_dir() + os.pathsep + os.environ["PATH"])
-        if token:
-            self.env["PULUMI_ACCESS_TOKEN"] = token
-        self.env.update(mode_env or {})
-
-    def run(self, *args, check=True):
-        r = subprocess.run(["pulumi", "--non-interactive"] + list(args), cwd=self.project, env=self.env,
-                           capture_output=True, text=True, timeout=600)
-        if check and r.returncode != 0:
-            raise AssertionError("pulumi %s failed:\n%s\n%s" % (" ".join(args), r.stdout, r.stderr))
-        return r
-
-    def program(self, resources):
-        lines = ["name: modes", "runtime: yaml", "resources:"]
-        for name, (value, opts) in resources.items():
-            lines += ["  %s:" % name, "    type: pulumi:Stash", "    properties:", "      input: %s" % json.dumps(value)]
-            if opts:
-                lines += ["    options:"] + ["      %s: %s" % (k, json.dumps(v)) for k, v in opts.items()]
-        lines += ["outputs:", "  names: %s" % json.dumps(sorted(resources))]
-        with open(os.path.join(self.project, "Pulumi.yaml"), "w") as f:
-            f.write("\n".join(lines) + "\n")
-
-    def export(self):
-        return json.loads(self.run("stack", "export").stdout)
-
-    def cleanup(self):
-        shutil.rmtree(self.home, ignore_errors=True)
-        shutil.rmtree(self.project, ignore_errors=True)
 
 
 def normalise(state):
@@ -122,13 +78,6 @@ def converge(server_cli, diy_cli, server_stack, diy_stack, resources):
     ours = rename_stack(normalise(server_cli.export_for(server_stack)), server_stack.split("/")[-1])
     theirs = rename_stack(normalise(diy_cli.export_for(diy_stack)), diy_stack)
     assert ours == theirs
-
-
-def _export_for(self, stack):
-    return json.loads(self.run("stack", "export", "-s", stack).stdout)
-
-
-Cli.export_for = _export_for
 
 
 @pytest.mark.parametrize("mode", list(MODES))
