@@ -190,6 +190,14 @@ out:
     stack_free(s);
 }
 
+static bool entry_kind_valid(const char *e, size_t len, void *arg)
+{
+    size_t a, z;
+    long long kind;
+    (void)arg;
+    return jspan_member(e, len, "kind", &a, &z) && jspan_int(e + a, z - a, &kind) && kind >= 0 && kind <= 9;
+}
+
 void api_journal_entries(Ctx *c)
 {
     /* Journal batches are the hot path: validate with the span scanner, never build a tree. */
@@ -203,28 +211,15 @@ void api_journal_entries(Ctx *c)
         reply_error(c, 400, "Bad Request: entries must be an array");
         return;
     }
-    size_t pos = 0, s0, s1, i = 0;
-    const char *arrp = b + es;
-    size_t arrn = ee - es;
     /* The sequence ids as a bigint[] literal: PostgreSQL's ->> cannot read an entry holding \u0000. */
     Buf seqs;
     buf_init(&seqs);
-    buf_puts(&seqs, "{");
-    while (jspan_array_next(arrp, arrn, &pos, &s0, &s1)) {
-        size_t a, z;
-        long long seq, kind;
-        const char *e = arrp + s0;
-        size_t elen = s1 - s0;
-        if (*e != '{' || !jspan_member(e, elen, "sequenceID", &a, &z) || !jspan_int(e + a, z - a, &seq) || seq < 1 ||
-            !jspan_member(e, elen, "kind", &a, &z) || !jspan_int(e + a, z - a, &kind) || kind < 0 || kind > 9) {
-            reply_error(c, 400, "Bad Request: journal entry %zu needs sequenceID >= 1 and kind 0..9", i);
-            buf_free(&seqs);
-            return;
-        }
-        buf_printf(&seqs, "%s%lld", i ? "," : "", seq);
-        i++;
+    long bad = jspan_collect_ids(b + es, ee - es, "sequenceID", 1, entry_kind_valid, NULL, &seqs);
+    if (bad >= 0) {
+        reply_error(c, 400, "Bad Request: journal entry %ld needs sequenceID >= 1 and kind 0..9", bad);
+        buf_free(&seqs);
+        return;
     }
-    buf_puts(&seqs, "}");
     UpdateInfo info;
     Stack *s = NULL;
     if (!update_auth(c, true, &s, &info) || !update_accepts_state(c, &info, true))

@@ -9,58 +9,64 @@
 
 #define EVENTS_PAGE 500
 
+static bool event_is_summary(const char *e, size_t len, void *arg)
+{
+    size_t a, z;
+    if (jspan_member(e, len, "summaryEvent", &a, &z) && e[a] == '{')
+        *(bool *)arg = true;
+    return true;
+}
+
 void api_post_events(Ctx *c)
 {
-    json_t *body = ctx_json(c);
-    if (!body)
+    /* Event batches carry whole resource states: validate with the span scanner, store as json. */
+    const char *b = (const char *)c->body;
+    size_t n = c->body_len, es, ee;
+    if (!b || !jspan_validate(b, n) || b[strspn(b, " \t\r\n")] != '{') {
+        reply_error(c, 400, "Bad Request: malformed JSON body");
         return;
-    json_t *events = json_object_get(body, "events");
-    if (!json_is_array(events)) {
+    }
+    if (!jspan_member(b, n, "events", &es, &ee) || b[es] != '[') {
         reply_error(c, 400, "Bad Request: events must be an array");
         return;
     }
-    size_t i;
-    json_t *e;
     bool summary = false;
-    json_array_foreach(events, i, e) {
-        json_t *seq = json_object_get(e, "sequence");
-        if (!json_is_object(e) || !json_is_integer(seq) || json_integer_value(seq) < 0) {
-            reply_error(c, 400, "Bad Request: event %zu needs an integer sequence >= 0", i);
-            return;
-        }
-        if (json_is_object(json_object_get(e, "summaryEvent")))
-            summary = true;
-    }
-    size_t es, ee;
-    if (!jspan_member((const char *)c->body, c->body_len, "events", &es, &ee)) {
-        reply_error(c, 400, "Bad Request: events must be an array");
+    Buf seqs;
+    buf_init(&seqs);
+    long bad = jspan_collect_ids(b + es, ee - es, "sequence", 0, event_is_summary, &summary, &seqs);
+    if (bad >= 0) {
+        reply_error(c, 400, "Bad Request: event %ld needs an integer sequence >= 0", bad);
+        buf_free(&seqs);
         return;
     }
     UpdateInfo info;
+    char *arr = NULL;
     if (!update_auth(c, false, NULL, &info))
-        return;
+        goto out;
     if (strcmp(info.status, "running") != 0) {
         reply_error(c, 409, "Conflict: the update is not in progress (it is %s)", status_wire(info.status));
-        return;
+        goto out;
     }
-    char *arr = xstrndup((const char *)c->body + es, ee - es);
-    DbParam p[] = {DB_TEXT(c->update_id), DB_TEXT(arr)};
+    arr = xstrndup(b + es, ee - es);
+    DbParam p[] = {DB_TEXT(c->update_id), DB_TEXT(arr), DB_TEXT(seqs.data)};
     bool ok = db_run(c->db,
                      "INSERT INTO extension_pulumi_state_events (update_id, sequence, event) "
-                     "SELECT $1, (e ->> 'sequence')::bigint, e::jsonb FROM json_array_elements($2::json) e "
-                     "ON CONFLICT DO NOTHING",
-                     2, p);
+                     "SELECT $1, q.seq, e.elem FROM json_array_elements($2::json) WITH ORDINALITY e(elem, n) "
+                     "JOIN unnest($3::bigint[]) WITH ORDINALITY q(seq, n) USING (n) ON CONFLICT DO NOTHING",
+                     3, p);
     if (ok && summary)
         ok = db_run(c->db,
                     "UPDATE extension_pulumi_state_updates SET resource_changes = "
-                    "(SELECT (e -> 'summaryEvent' -> 'resourceChanges')::jsonb FROM json_array_elements($2::json) e "
+                    "(SELECT (e -> 'summaryEvent' -> 'resourceChanges')::text::jsonb FROM json_array_elements($2::json) e "
                     "WHERE e -> 'summaryEvent' IS NOT NULL LIMIT 1) WHERE id = $1",
                     2, p);
-    free(arr);
     if (ok)
         reply_ok(c);
     else
         reply_internal(c);
+out:
+    free(arr);
+    buf_free(&seqs);
 }
 
 void api_get_events(Ctx *c)

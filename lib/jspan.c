@@ -341,3 +341,23 @@ bool jspan_int(const char *s, size_t len, long long *out)
     *out = neg ? -v : v;
     return true;
 }
+
+long jspan_collect_ids(const char *s, size_t len, const char *key, long long min,
+                       bool (*check)(const char *elem, size_t elen, void *arg), void *arg, Buf *ids)
+{
+    size_t pos = 0, a, z, ks, ke;
+    long i = 0;
+    long long v;
+    buf_puts(ids, "{");
+    while (jspan_array_next(s, len, &pos, &a, &z)) {
+        const char *e = s + a;
+        size_t elen = z - a;
+        if (*e != '{' || !jspan_member(e, elen, key, &ks, &ke) || !jspan_int(e + ks, ke - ks, &v) || v < min ||
+            (check && !check(e, elen, arg)))
+            return i;
+        buf_printf(ids, "%s%lld", i ? "," : "", v);
+        i++;
+    }
+    buf_puts(ids, "}");
+    return -1;
+}
