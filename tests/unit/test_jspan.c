@@ -82,6 +82,38 @@ START_TEST(test_iterate)
 }
 END_TEST
 
+static bool no_b(const char *e, size_t len, void *arg)
+{
+    size_t a, z;
+    (*(int *)arg)++;
+    return !jspan_member(e, len, "b", &a, &z);
+}
+
+START_TEST(test_collect_ids)
+{
+    Buf ids;
+    int calls = 0;
+    buf_init(&ids);
+    const char *ok = "[{\"id\":3},{\"x\":[1],\"id\":7}]";
+    ck_assert_int_eq(jspan_collect_ids(ok, strlen(ok), "id", 1, no_b, &calls, &ids), -1);
+    ck_assert_str_eq(ids.data, "{3,7}");
+    ck_assert_int_eq(calls, 2);
+    buf_free(&ids);
+    const char *bad[] = {"[{\"id\":3},{\"id\":0}]", "[{\"id\":3},7]", "[{\"id\":\"3\"}]",
+                         "[{\"id\":3},{\"id\":4,\"b\":1}]", "[{\"id\":1.5}]"};
+    long want[] = {1, 1, 0, 1, 0};
+    for (int i = 0; i < 5; i++) {
+        buf_init(&ids);
+        ck_assert_int_eq(jspan_collect_ids(bad[i], strlen(bad[i]), "id", 1, no_b, &calls, &ids), want[i]);
+        buf_free(&ids);
+    }
+    buf_init(&ids);
+    ck_assert_int_eq(jspan_collect_ids("[]", 2, "id", 1, NULL, NULL, &ids), -1);
+    ck_assert_str_eq(ids.data, "{}");
+    buf_free(&ids);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("jspan");
@@ -90,6 +122,7 @@ int main(void)
     tcase_add_test(tc, test_depth);
     tcase_add_test(tc, test_member);
     tcase_add_test(tc, test_iterate);
+    tcase_add_test(tc, test_collect_ids);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
