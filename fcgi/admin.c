@@ -236,25 +236,13 @@ out:
     return rc;
 }
 
-static bool read_key_file(const char *path, unsigned char key[CRYPTO_KEY_LEN])
-{
-    FILE *f = path ? fopen(path, "r") : NULL;
-    if (!f)
-        return false;
-    char line[256] = "";
-    bool ok = fgets(line, sizeof(line), f) != NULL && crypto_parse_key(line, key);
-    OPENSSL_cleanse(line, sizeof(line));
-    fclose(f);
-    return ok;
-}
-
 /* Re-wrap every stack key from the old master key to the new one in one transaction; keys
  * already under the new one (stacks created by workers that have it) are left as they are. */
 static int cmd_rotate(const Config *cfg, int argc, char **argv, int i)
 {
     unsigned char old_key[CRYPTO_KEY_LEN], new_key[CRYPTO_KEY_LEN], data[CRYPTO_KEY_LEN];
-    if (!read_key_file(opt(argc, argv, i, "--old-key-file"), old_key) ||
-        !read_key_file(opt(argc, argv, i, "--new-key-file"), new_key)) {
+    if (!crypto_read_key_file(opt(argc, argv, i, "--old-key-file"), old_key) ||
+        !crypto_read_key_file(opt(argc, argv, i, "--new-key-file"), new_key)) {
         fprintf(stderr, "pulumi-state-admin: rotate-master-key needs --old-key-file F --new-key-file G, each "
                         "holding a key (64 hex digits or base64 of 32 bytes)\n");
         return 2;

@@ -289,16 +289,7 @@ static bool load_key(const char *value, const char *file, unsigned char key[CRYP
     *given = *value || *file;
     if (*value)
         return crypto_parse_key(value, key);
-    if (!*file)
-        return false;
-    FILE *f = fopen(file, "r");
-    if (!f)
-        return false;
-    char line[256] = "";
-    bool ok = fgets(line, sizeof(line), f) != NULL && crypto_parse_key(line, key);
-    OPENSSL_cleanse(line, sizeof(line));
-    fclose(f);
-    return ok;
+    return *file && crypto_read_key_file(file, key);
 }
 
 /* Check the schema is current and the master key (or, during a rotation, the old one) matches

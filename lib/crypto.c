@@ -1,12 +1,14 @@
 /* crypto.c - strict base64, SHA-256, randomness, and AES-256-GCM sealing over OpenSSL libcrypto. */
 #include "crypto.h"
 
+
 #include <ctype.h>
 #include <limits.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -372,5 +374,17 @@ bool crypto_canary_check(const unsigned char master[CRYPTO_KEY_LEN], const char 
         return false;
     bool ok = ptlen == strlen(CANARY_TEXT) && memcmp(pt, CANARY_TEXT, ptlen) == 0;
     free(pt);
+    return ok;
+}
+
+bool crypto_read_key_file(const char *path, unsigned char key[CRYPTO_KEY_LEN])
+{
+    FILE *f = path ? fopen(path, "r") : NULL;
+    if (!f)
+        return false;
+    char line[256] = "";
+    bool ok = fgets(line, sizeof(line), f) != NULL && crypto_parse_key(line, key);
+    OPENSSL_cleanse(line, sizeof(line));
+    fclose(f);
     return ok;
 }

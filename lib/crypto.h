@@ -31,6 +31,10 @@ bool crypto_open(const unsigned char key[CRYPTO_KEY_LEN], const void *aad, size_
  * ignored). Returns false if it is neither. */
 bool crypto_parse_key(const char *s, unsigned char key[CRYPTO_KEY_LEN]);
 
+/* Read a key (as crypto_parse_key takes it) from the first line of a file. False if the file
+ * cannot be read or holds no key. */
+bool crypto_read_key_file(const char *path, unsigned char key[CRYPTO_KEY_LEN]);
+
 /* Wrap/unwrap a stack data key under the master key, bound to the stack id. */
 char *crypto_wrap_key(const unsigned char master[CRYPTO_KEY_LEN], const char *stack_id,
                       const unsigned char datakey[CRYPTO_KEY_LEN]);

@@ -23,7 +23,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 sys.path.insert(0, os.path.join(HERE, "..", "cli"))
 import harness  # noqa: E402
-from clilib import cli_dir  # noqa: E402
+from clilib import Cli, write_program  # noqa: E402
 import loadgen  # noqa: E402
 
 ORG = "itlusions"
@@ -48,17 +48,8 @@ def program(n, extra=0):
     return "\n".join(lines) + "\n"
 
 
-class Runner:
-    def __init__(self, backend_url, token, env_extra):
-        self.home = tempfile.mkdtemp(prefix="bench-home-")
-        self.project = tempfile.mkdtemp(prefix="bench-proj-")
-        self.env = dict(os.environ, PULUMI_HOME=self.home, PULUMI_SKIP_UPDATE_CHECK="true",
-                        PULUMI_CREDENTIAL_STORE="plaintext", PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION="true",
-                        NO_COLOR="true", PULUMI_BACKEND_URL=backend_url, PULUMI_CONFIG_PASSPHRASE="bench",
-                        PATH=cli_dir() + os.pathsep + os.environ["PATH"])
-        if token:
-            self.env["PULUMI_ACCESS_TOKEN"] = token
-        self.env.update(env_extra)
+class Runner(Cli):
+    """The CLI driver of the tests, timing each command."""
 
     def run(self, *args):
         t0 = time.monotonic()
@@ -70,12 +61,7 @@ class Runner:
         return dt, r.stdout
 
     def write(self, text):
-        with open(os.path.join(self.project, "Pulumi.yaml"), "w") as f:
-            f.write(text)
-
-    def cleanup(self):
-        shutil.rmtree(self.home, ignore_errors=True)
-        shutil.rmtree(self.project, ignore_errors=True)
+        write_program(self, text)
 
 
 def proc_cpu(pids):

@@ -1,6 +1,7 @@
 """The real Pulumi CLI's whole state workflow against pulumi-state (lighttpd + workers +
-PostgreSQL), with the CLI's defaults (journaling) and a scoped write token; admin-only commands
-(rename, rm) with an admin token."""
+PostgreSQL), in each of the CLI's state modes (journal, the default; verbatim/delta checkpoints;
+full checkpoints) and with a scoped write token; admin-only commands (rename, rm) with an admin
+token."""
 import json
 import os
 import re
@@ -59,9 +60,17 @@ def tokens(cluster):
             "admin": make_token(cluster, "wf-admin", "admin")}
 
 
-@pytest.fixture
-def cli(server, tokens):
-    c = Cli(server.url, tokens["write"])
+MODES = {
+    "journal": {},
+    "checkpoint": {"PULUMI_DISABLE_JOURNALING": "true"},
+    "full": {"PULUMI_DISABLE_JOURNALING": "true", "PULUMI_OPTIMIZED_CHECKPOINT_PATCH": "false"},
+}
+
+
+@pytest.fixture(params=list(MODES))
+def cli(request, server, tokens):
+    """Every scenario in each of the CLI's three ways of sending state (journal is its default)."""
+    c = Cli(server.url, tokens["write"], MODES[request.param])
     yield c
     c.cleanup()
 

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "unit.h"
 
 static void clear_env(void)
 {
@@ -85,10 +86,5 @@ int main(void)
     tcase_add_test(tc, test_file_and_env);
     tcase_add_test(tc, test_bad);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_NOFORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return unit_run(s, CK_NOFORK);
 }

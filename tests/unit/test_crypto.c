@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "crypto.h"
+#include "unit.h"
 
 static const unsigned char key_a[CRYPTO_KEY_LEN] = {
     0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f,
@@ -430,9 +431,5 @@ static Suite *crypto_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(crypto_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return unit_run(crypto_suite(), CK_FORK_GETENV);
 }

@@ -7,6 +7,7 @@
 #include "crypto.h"
 #include "delta.h"
 #include "util.h"
+#include "unit.h"
 
 static DeltaResult apply(const char *base, const char *edits_json, const char *hash, char **out, size_t *len)
 {
@@ -133,9 +134,5 @@ int main(void)
     tcase_add_test(tc, test_legacy_line_column);
     tcase_add_test(tc, test_bad_edits);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return unit_run(s, CK_FORK_GETENV);
 }

@@ -7,6 +7,7 @@
 #include <zlib.h>
 
 #include "gzip.h"
+#include "unit.h"
 
 /* new: len bytes of text-like data that compresses a few times but not trivially. */
 static unsigned char *make_data(size_t len)
@@ -357,9 +358,5 @@ static Suite *gzip_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(gzip_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return unit_run(gzip_suite(), CK_FORK_GETENV);
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "journal.h"
+#include "unit.h"
 
 #define SP "{\"type\":\"service\",\"state\":{\"url\":\"http://x\",\"owner\":\"o\",\"project\":\"p\",\"stack\":\"s\"}}"
 #define URN(n) "urn:pulumi:s::p::pulumi:Stash::" n
@@ -294,9 +295,5 @@ int main(void)
     tcase_add_test(tc, test_write_secrets_features_aliases);
     tcase_add_test(tc, test_invalid);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return unit_run(s, CK_FORK_GETENV);
 }

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "jspan.h"
+#include "unit.h"
 
 static bool valid(const char *s)
 {
@@ -124,9 +125,5 @@ int main(void)
     tcase_add_test(tc, test_iterate);
     tcase_add_test(tc, test_collect_ids);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return unit_run(s, CK_FORK_GETENV);
 }

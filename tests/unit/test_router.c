@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "router.h"
+#include "unit.h"
 
 static void h(struct Ctx *c)
 {
@@ -79,9 +80,5 @@ int main(void)
     tcase_add_test(tc, test_match);
     tcase_add_test(tc, test_split_rejects);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return unit_run(s, CK_FORK_GETENV);
 }

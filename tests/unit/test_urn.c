@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "urn.h"
+#include "unit.h"
 
 START_TEST(test_urn_rename)
 {
@@ -68,9 +69,5 @@ int main(void)
     tcase_add_test(tc, test_urn_rename);
     tcase_add_test(tc, test_deployment);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return unit_run(s, CK_FORK_GETENV);
 }
