@@ -141,6 +141,24 @@ static void set_flag(json_t *arr, size_t idx, const char *flag)
         json_object_set_new(res, flag, json_true());
 }
 
+/* An entry's (old, new) pair naming a resource to flag: a base index recorded in marks (applied
+ * when the deployment is generated), or an earlier operation's new resource flagged now. */
+static bool mark_pair(Replay *r, json_t *e, const char *old_key, const char *new_key, bool *marks, const char *flag,
+                      char *err, size_t errlen)
+{
+    bool p_old, p_new;
+    size_t i_old = 0, i_new = 0;
+    json_int_t op = 0;
+    if (!base_index(r, e, old_key, &p_old, &i_old, err, errlen) ||
+        !new_index(r, e, new_key, &p_new, &op, &i_new, err, errlen))
+        return false;
+    if (p_old)
+        marks[i_old] = true;
+    if (p_new)
+        set_flag(r->news, i_new, flag);
+    return true;
+}
+
 static json_t *generate(Replay *r, const char *server_version, char *err, size_t errlen);
 
 static bool apply(Replay *r, json_t *e, const char *server_version, char *err, size_t errlen)
@@ -179,22 +197,10 @@ static bool apply(Replay *r, json_t *e, const char *server_version, char *err, s
                 opkey(op, key);
             }
         }
-        if (!base_index(r, e, "deleteOld", &p_old, &i_old, err, errlen))
+        if (!mark_pair(r, e, "deleteOld", "deleteNew", r->mark_delete, "delete", err, errlen) ||
+            !mark_pair(r, e, "pendingReplacementOld", "pendingReplacementNew", r->mark_pending, "pendingReplacement",
+                       err, errlen))
             return false;
-        if (p_old)
-            r->mark_delete[i_old] = true;
-        if (!new_index(r, e, "deleteNew", &p_new, &x, &i_new, err, errlen))
-            return false;
-        if (p_new)
-            set_flag(r->news, i_new, "delete");
-        if (!base_index(r, e, "pendingReplacementOld", &p_old, &i_old, err, errlen))
-            return false;
-        if (p_old)
-            r->mark_pending[i_old] = true;
-        if (!new_index(r, e, "pendingReplacementNew", &p_new, &x, &i_new, err, errlen))
-            return false;
-        if (p_new)
-            set_flag(r->news, i_new, "pendingReplacement");
         if (json_is_true(json_object_get(e, "isRefresh")))
             r->has_refresh = true;
         return true;
