@@ -1,6 +1,8 @@
 /* delta.c - checkpointdelta: splice byte-offset text edits into the last checkpoint's exact bytes. */
 #include "delta.h"
 
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,54 +11,70 @@
 #include "crypto.h"
 #include "util.h"
 
+/* One edit, resolved to byte offsets in base. */
 typedef struct Edit {
     size_t start;
     size_t end;
-    const char *text;
+    const char *text; /* borrowed from the edit's NewText */
     size_t textlen;
-    size_t order;       /* position in the request, for a stable sort */
+    size_t order; /* position in the request: ties keep request order */
 } Edit;
 
-static void set_err(char *err, size_t errlen, const char *msg, size_t i)
+static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
 {
-    if (err && errlen)
-        snprintf(err, errlen, "edit %zu: %s", i, msg);
+    va_list ap;
+    if (!err || !errlen)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
 }
 
-/* Offsets of the start of every line of base, for the legacy (offset < 0) form. */
+/* new: the offset of the first byte of every line of base (line 1 at index 0). */
 static size_t *line_starts(const char *base, size_t len, size_t *nlines)
 {
     size_t n = 1;
-    for (size_t i = 0; i < len; i++)
-        if (base[i] == '\n')
-            n++;
+    for (const char *p = base; (p = memchr(p, '\n', len - (size_t)(p - base))) != NULL; p++)
+        n++;
     size_t *starts = xmalloc(n * sizeof(size_t));
-    starts[0] = 0;
-    size_t k = 1;
-    for (size_t i = 0; i < len; i++)
-        if (base[i] == '\n')
-            starts[k++] = i + 1;
+    size_t k = 0;
+    starts[k++] = 0;
+    for (const char *p = base; (p = memchr(p, '\n', len - (size_t)(p - base))) != NULL; p++)
+        starts[k++] = (size_t)(p - base) + 1;
     *nlines = n;
     return starts;
 }
 
-/* Resolve one span end-point to a byte offset in base. */
-static bool resolve(json_t *point, const size_t *starts, size_t nlines, size_t baselen, size_t *out)
+/* A span end-point ({"line","column","offset"}) as a byte offset into base. The legacy form
+ * (offset < 0 or absent) counts a 1-based line and a 1-based byte column; *starts is computed on
+ * first use. */
+static bool resolve_point(json_t *point, const char *base, size_t baselen, size_t **starts, size_t *nlines,
+                          size_t *out)
 {
-    json_t *off = json_object_get(point, "offset");
-    if (!json_is_integer(off))
+    if (!json_is_object(point))
         return false;
-    json_int_t o = json_integer_value(off);
+    json_t *off = json_object_get(point, "offset");
+    if (off && !json_is_integer(off))
+        return false;
+    json_int_t o = off ? json_integer_value(off) : -1;
     if (o < 0) {
         json_t *line = json_object_get(point, "line"), *col = json_object_get(point, "column");
-        if (!json_is_integer(line) || !json_is_integer(col) || !starts)
+        if (!json_is_integer(line) || !json_is_integer(col))
             return false;
         json_int_t l = json_integer_value(line), c = json_integer_value(col);
-        if (l < 1 || (size_t)l > nlines || c < 1)
+        if (!*starts)
+            *starts = line_starts(base, baselen, nlines);
+        if (l < 1 || (size_t)l > *nlines || c < 1 || (size_t)(c - 1) > baselen)
             return false;
-        o = (json_int_t)(starts[l - 1] + (size_t)(c - 1));
+        size_t at = (*starts)[l - 1] + (size_t)(c - 1);
+        if (at > baselen)
+            return false;
+        *out = at;
+        return true;
     }
-    if ((size_t)o > baselen)
+    if ((unsigned long long)o > (unsigned long long)baselen)
         return false;
     *out = (size_t)o;
     return true;
@@ -70,66 +88,79 @@ static int edit_cmp(const void *a, const void *b)
     return x->order < y->order ? -1 : x->order > y->order;
 }
 
-DeltaResult delta_apply(const char *base, size_t baselen, json_t *edits, const char *hash_hex,
-                        char **out, size_t *outlen, char *err, size_t errlen)
+static bool sha256_matches(const char *data, size_t len, const char *hash_hex)
 {
-    *out = NULL;
-    *outlen = 0;
-    if (!json_is_array(edits)) {
-        set_err(err, errlen, "the delta is not an array", 0);
-        return DELTA_BAD_EDITS;
-    }
-    size_t n = json_array_size(edits), nlines = 0, *starts = NULL;
-    Edit *ed = xcalloc(n ? n : 1, sizeof(Edit));
+    char hex[65];
+    if (!hash_hex)
+        return false;
+    sha256_hex(data, len, hex);
+    return strcasecmp(hex, hash_hex) == 0;
+}
+
+DeltaResult delta_apply(const char *base, size_t baselen, json_t *edits, const char *hash_hex, char **out,
+                        size_t *outlen, char *err, size_t errlen)
+{
     DeltaResult result = DELTA_BAD_EDITS;
-    bool legacy = false;
+    size_t n = json_array_size(edits), nlines = 0, *starts = NULL;
+    Edit *ed = NULL;
     Buf b;
     buf_init(&b);
+    *out = NULL;
+    *outlen = 0;
+    if (!base) {
+        base = "";
+        baselen = 0;
+    }
+    if (!json_is_array(edits)) {
+        set_err(err, errlen, "deploymentDelta is not an array");
+        goto fail;
+    }
+    ed = xcalloc(n ? n : 1, sizeof(Edit));
+    bool sorted = true;
     for (size_t i = 0; i < n; i++) {
         json_t *e = json_array_get(edits, i);
         json_t *span = json_object_get(e, "Span"), *text = json_object_get(e, "NewText");
-        json_t *s = json_object_get(span, "start"), *f = json_object_get(span, "end");
-        if (!json_is_object(s) || !json_is_object(f) || !json_is_string(text)) {
-            set_err(err, errlen, "needs Span.start, Span.end and NewText", i);
+        if (!json_is_object(span) || !json_is_string(text)) {
+            set_err(err, errlen, "edit %zu: needs a Span object and a NewText string", i);
             goto fail;
         }
-        json_t *so = json_object_get(s, "offset");
-        if (json_is_integer(so) && json_integer_value(so) < 0 && !starts) {
-            starts = line_starts(base, baselen, &nlines);
-            legacy = true;
-        }
-        if (!resolve(s, starts, nlines, baselen, &ed[i].start) || !resolve(f, starts, nlines, baselen, &ed[i].end)) {
-            set_err(err, errlen, "offset outside the checkpoint", i);
+        if (!resolve_point(json_object_get(span, "start"), base, baselen, &starts, &nlines, &ed[i].start) ||
+            !resolve_point(json_object_get(span, "end"), base, baselen, &starts, &nlines, &ed[i].end)) {
+            set_err(err, errlen, "edit %zu: span missing or outside the checkpoint", i);
             goto fail;
         }
         if (ed[i].end < ed[i].start) {
-            set_err(err, errlen, "span ends before it starts", i);
+            set_err(err, errlen, "edit %zu: span ends before it starts", i);
             goto fail;
         }
         ed[i].text = json_string_value(text);
         ed[i].textlen = json_string_length(text);
         ed[i].order = i;
+        if (i > 0 && ed[i].start < ed[i - 1].start)
+            sorted = false;
     }
-    /* Current CLIs send edits sorted; the legacy line/column form may not be. */
-    if (legacy)
+    /* The CLI sends edits ascending; only the legacy line/column form may need this. */
+    if (!sorted)
         qsort(ed, n, sizeof(Edit), edit_cmp);
-    buf_reserve(&b, baselen);
-    size_t last = 0;
+    size_t total = baselen, last = 0;
     for (size_t i = 0; i < n; i++) {
         if (ed[i].start < last) {
-            set_err(err, errlen, "edits overlap or are out of order", ed[i].order);
+            set_err(err, errlen, "edit %zu overlaps the edit before it", ed[i].order);
             goto fail;
         }
+        total = total - (ed[i].end - ed[i].start) + ed[i].textlen;
+        last = ed[i].end;
+    }
+    buf_reserve(&b, total);
+    last = 0;
+    for (size_t i = 0; i < n; i++) {
         buf_append(&b, base + last, ed[i].start - last);
         buf_append(&b, ed[i].text, ed[i].textlen);
         last = ed[i].end;
     }
     buf_append(&b, base + last, baselen - last);
-    char sum[65];
-    sha256_hex(b.data, b.len, sum);
-    if (!hash_hex || strcasecmp(sum, hash_hex) != 0) {
-        if (err && errlen)
-            snprintf(err, errlen, "the result's SHA-256 does not match checkpointHash");
+    if (!sha256_matches(b.data, b.len, hash_hex)) {
+        set_err(err, errlen, "the result's SHA-256 does not match checkpointHash");
         result = DELTA_HASH_MISMATCH;
         goto fail;
     }
