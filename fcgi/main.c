@@ -215,8 +215,7 @@ static void ctx_free(Ctx *c)
 
 static void serve(Worker *w, FCGX_Request *r)
 {
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double t0 = mono_ms();
     Ctx c;
     memset(&c, 0, sizeof(c));
     c.w = w;
@@ -245,8 +244,7 @@ static void serve(Worker *w, FCGX_Request *r)
     FCGX_PutStr(head, hl, r->out);
     if (strcmp(c.method, "HEAD") != 0 && c.out.len)
         FCGX_PutStr(c.out.data, (int)c.out.len, r->out);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+    double ms = mono_ms() - t0;
     log_msg(c.status >= 500 ? LOG_WARN : LOG_DEBUG, "[%s] %s %s -> %d (%.2f ms)", c.request_id, c.method,
             c.path ? c.path : "?", c.status, ms);
     ctx_free(&c);

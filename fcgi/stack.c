@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crypto.h"
 #include "gzip.h"
 #include "journal.h"
 #include "jspan.h"
@@ -263,10 +264,24 @@ bool stack_add_version(Ctx *c, Stack *s, const char *update_id, const char *doc,
     return ok;
 }
 
+/* The members of a resource state that replay never looks into: parsed lean (set aside as spans of
+ * the stored text and spliced back after), so replay costs what the resources' shapes cost, not
+ * what their property values weigh. */
+static const char *const lean_keys[] = {"inputs", "outputs", NULL};
+
+static json_t *load_lean(JspanLean *l, const char *text, size_t len)
+{
+    l->out->len = 0;
+    if (!jspan_lean(l, text, len))
+        return NULL;
+    return json_loadb(l->out->data, l->out->len, JSON_ALLOW_NUL, NULL);
+}
+
 bool journal_materialize(Ctx *c, const Stack *s, const char *update_id, int base_version, char **doc,
-                                size_t *len)
+                         size_t *len)
 {
     *doc = NULL;
+    double t0 = mono_ms(), t1 = 0, t2 = 0, t3 = 0;
     DbParam p[] = {DB_TEXT(update_id)};
     PGresult *r = db_exec(c->db,
                           "SELECT entry FROM extension_pulumi_state_journal WHERE update_id = $1 ORDER BY sequence_id",
@@ -279,12 +294,25 @@ bool journal_materialize(Ctx *c, const Stack *s, const char *update_id, int base
         return true;
     }
     bool ok = false;
+    t1 = mono_ms();
+    unsigned char nonce[16];
+    char tag[48] = "psraw-";
+    if (!crypto_random(nonce, sizeof(nonce))) {
+        PQclear(r);
+        return false;
+    }
+    hex_encode(nonce, sizeof(nonce), tag + 6);
+    strcat(tag, "-");
+    Buf scratch, outbuf;
+    buf_init(&scratch);
+    buf_init(&outbuf);
+    JspanLean lean = {.keys = lean_keys, .min = 64, .tag = tag, .out = &scratch};
     json_t *entries = json_array();
     json_t *base = NULL, *out = NULL;
-    char *basedoc = NULL;
+    char *basedoc = NULL, *dumped = NULL;
     size_t baselen = 0;
     for (int i = 0; i < n; i++) {
-        json_t *e = json_loadb(PQgetvalue(r, i, 0), (size_t)PQgetlength(r, i, 0), JSON_ALLOW_NUL, NULL);
+        json_t *e = load_lean(&lean, PQgetvalue(r, i, 0), (size_t)PQgetlength(r, i, 0));
         if (!e) {
             log_error("[%s] journal entry %d of update %s does not parse", c->request_id, i, update_id);
             goto fail;
@@ -293,30 +321,41 @@ bool journal_materialize(Ctx *c, const Stack *s, const char *update_id, int base
     }
     if (!stack_state(c, s, base_version, &basedoc, &baselen))
         goto fail;
-    base = json_loadb(basedoc, baselen, JSON_ALLOW_NUL, NULL);
+    base = load_lean(&lean, basedoc, baselen);
     if (!base) {
         log_error("[%s] base state of update %s does not parse", c->request_id, update_id);
         goto fail;
     }
+    buf_free(&scratch);
+    t2 = mono_ms();
     char err[256] = "";
     json_t *dep = json_object_get(base, "deployment");
-    out = journal_replay(json_is_object(dep) ? dep : NULL, entries, "v" PACKAGE_VERSION, err,
-                         sizeof(err));
+    out = journal_replay(json_is_object(dep) ? dep : NULL, entries, "v" PACKAGE_VERSION, err, sizeof(err));
     if (!out) {
         log_error("[%s] journal replay of update %s failed: %s", c->request_id, update_id, err);
         goto fail;
     }
-    *doc = json_dumps(out, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    if (!*doc)
+    t3 = mono_ms();
+    dumped = json_dumps(out, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (!dumped || !jspan_unlean(&lean, dumped, strlen(dumped), &outbuf)) {
+        log_error("[%s] the replayed state of update %s does not serialise", c->request_id, update_id);
         goto fail;
-    *len = strlen(*doc);
+    }
+    *doc = buf_steal(&outbuf, len);
     ok = true;
+    log_debug("[%s] replayed %d journal entries of update %s: fetch %.1f ms, parse %.1f ms, replay %.1f ms, "
+              "dump %.1f ms (%zu bytes, %zu values set aside)", c->request_id, n, update_id, t1 - t0, t2 - t1,
+              t3 - t2, mono_ms() - t3, *len, lean.nraw);
 fail:
     PQclear(r);
     json_decref(entries);
     json_decref(base);
     json_decref(out);
     free(basedoc);
+    free(dumped);
+    free(lean.raw);
+    buf_free(&scratch);
+    buf_free(&outbuf);
     return ok;
 }
 
@@ -365,8 +404,11 @@ bool update_finish(Ctx *c, Stack *s, const char *update_id, const char *status, 
         }
         if (!doc && !stack_state(c, s, s->version, &doc, &len))
             goto out;
+        double t0 = mono_ms();
         if (!stack_add_version(c, s, update_id, doc, len))
             goto out;
+        log_debug("[%s] stored version %d of %s/%s/%s: %zu bytes in %.1f ms", c->request_id, s->version, s->org,
+                  s->project, s->name, len, mono_ms() - t0);
     }
     char vbuf[16];
     snprintf(vbuf, sizeof(vbuf), "%d", s->version);
@@ -388,9 +430,11 @@ bool update_finish(Ctx *c, Stack *s, const char *update_id, const char *status, 
         s->active_update[0] = '\0';
         snprintf(s->last_update, sizeof(s->last_update), "%s", update_id);
     }
+    double t0 = mono_ms();
     if (!db_run(c->db, "DELETE FROM extension_pulumi_state_checkpoints WHERE update_id = $1", 1, p) ||
         !db_run(c->db, "DELETE FROM extension_pulumi_state_journal WHERE update_id = $1", 1, p))
         goto out;
+    log_debug("[%s] dropped the working state of update %s in %.1f ms", c->request_id, update_id, mono_ms() - t0);
     ok = true;
 out:
     free(doc);

@@ -1,12 +1,18 @@
 /* jspan.c - JSON syntax scanning over raw bytes: validation and member spans, no allocation. */
 #include "jspan.h"
 
+#include <stdint.h>
 #include <string.h>
 
 typedef struct Scan {
     const char *p;
     const char *end;
+    JspanLean *lean;    /* set aside member values while scanning (jspan_lean), or NULL */
+    const char *copied; /* jspan_lean: the source is copied to lean->out up to here */
 } Scan;
+
+static bool lean_key(const JspanLean *l, const char *key, size_t klen);
+static void lean_member(Scan *sc, const char *vstart);
 
 static void skip_ws(Scan *sc)
 {
@@ -53,6 +59,20 @@ static bool scan_string(Scan *sc)
         return false;
     sc->p++;
     while (sc->p < sc->end) {
+        /* Plain ASCII runs (most of any state) eight bytes at a time: stop at a byte that is a
+         * control character, '"', '\\' or not ASCII. */
+        while (sc->end - sc->p >= 8) {
+            uint64_t w;
+            memcpy(&w, sc->p, 8);
+            const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+            uint64_t quote = w ^ (ones * '"'), bslash = w ^ (ones * '\\');
+            uint64_t special = ((w - ones * 0x20) | (quote - ones) | (bslash - ones)) & ~w & highs;
+            if ((special | (w & highs)) != 0)
+                break;
+            sc->p += 8;
+        }
+        if (sc->p >= sc->end)
+            break;
         unsigned char c = (unsigned char)*sc->p;
         if (c == '"') {
             sc->p++;
@@ -161,14 +181,26 @@ static bool scan_value(Scan *sc, int depth)
         }
         for (;;) {
             skip_ws(sc);
+            const char *key = sc->p + 1;
             if (!scan_string(sc))
                 return false;
+            size_t klen = (size_t)(sc->p - 1 - key);
             skip_ws(sc);
             if (sc->p >= sc->end || *sc->p != ':')
                 return false;
             sc->p++;
-            if (!scan_value(sc, depth + 1))
+            skip_ws(sc);
+            const char *vstart = sc->p;
+            JspanLean *lean = sc->lean;
+            bool aside = lean && sc->p < sc->end && (*sc->p == '{' || *sc->p == '[') && lean_key(lean, key, klen);
+            if (aside)
+                sc->lean = NULL; /* nothing inside a value set aside is set aside on its own */
+            bool ok = scan_value(sc, depth + 1);
+            sc->lean = lean;
+            if (!ok)
                 return false;
+            if (aside)
+                lean_member(sc, vstart);
             skip_ws(sc);
             if (sc->p >= sc->end)
                 return false;
@@ -214,7 +246,7 @@ static bool scan_value(Scan *sc, int depth)
 
 bool jspan_validate(const char *s, size_t len)
 {
-    Scan sc = {s, s + len};
+    Scan sc = {s, s + len, NULL, NULL};
     if (!scan_value(&sc, 0))
         return false;
     skip_ws(&sc);
@@ -223,7 +255,7 @@ bool jspan_validate(const char *s, size_t len)
 
 bool jspan_member(const char *s, size_t len, const char *key, size_t *start, size_t *end)
 {
-    Scan sc = {s, s + len};
+    Scan sc = {s, s + len, NULL, NULL};
     size_t klen = strlen(key);
     skip_ws(&sc);
     if (sc.p >= sc.end || *sc.p != '{')
@@ -260,7 +292,7 @@ bool jspan_member(const char *s, size_t len, const char *key, size_t *start, siz
 
 long jspan_array_count(const char *s, size_t len)
 {
-    Scan sc = {s, s + len};
+    Scan sc = {s, s + len, NULL, NULL};
     skip_ws(&sc);
     if (sc.p >= sc.end || *sc.p != '[')
         return -1;
@@ -286,7 +318,7 @@ long jspan_array_count(const char *s, size_t len)
 
 bool jspan_is_null(const char *s, size_t len)
 {
-    Scan sc = {s, s + len};
+    Scan sc = {s, s + len, NULL, NULL};
     skip_ws(&sc);
     if (!scan_literal(&sc, "null"))
         return false;
@@ -296,7 +328,7 @@ bool jspan_is_null(const char *s, size_t len)
 
 bool jspan_array_next(const char *s, size_t len, size_t *pos, size_t *start, size_t *end)
 {
-    Scan sc = {s + *pos, s + len};
+    Scan sc = {s + *pos, s + len, NULL, NULL};
     skip_ws(&sc);
     if (sc.p >= sc.end)
         return false;
@@ -360,4 +392,72 @@ long jspan_collect_ids(const char *s, size_t len, const char *key, long long min
     }
     buf_puts(ids, "}");
     return -1;
+}
+
+static bool lean_key(const JspanLean *l, const char *key, size_t klen)
+{
+    for (const char *const *k = l->keys; *k; k++)
+        if (strlen(*k) == klen && memcmp(*k, key, klen) == 0)
+            return true;
+    return false;
+}
+
+/* The member value just scanned, [vstart, sc->p), under one of the keys: set it aside if it is at
+ * least lean->min bytes. */
+static void lean_member(Scan *sc, const char *vstart)
+{
+    JspanLean *l = sc->lean;
+    size_t vlen = (size_t)(sc->p - vstart);
+    if (vlen < l->min)
+        return;
+    if (l->nraw == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 64;
+        l->raw = xrealloc(l->raw, l->cap * sizeof(*l->raw));
+    }
+    l->raw[l->nraw].p = vstart;
+    l->raw[l->nraw].len = vlen;
+    buf_append(l->out, sc->copied, (size_t)(vstart - sc->copied));
+    buf_printf(l->out, "\"%s%zu\"", l->tag, l->nraw);
+    l->nraw++;
+    sc->copied = sc->p;
+}
+
+bool jspan_lean(JspanLean *l, const char *s, size_t len)
+{
+    Scan sc = {s, s + len, l, s};
+    bool ok = scan_value(&sc, 0);
+    if (ok) {
+        skip_ws(&sc);
+        ok = sc.p == sc.end;
+    }
+    buf_append(l->out, sc.copied, (size_t)(s + len - sc.copied));
+    return ok;
+}
+
+bool jspan_unlean(const JspanLean *l, const char *s, size_t len, Buf *out)
+{
+    size_t tlen = strlen(l->tag);
+    const char *p = s, *q = s, *end = s + len;
+    while ((q = memchr(q, '"', (size_t)(end - q))) != NULL) {
+        const char *d = q + 1 + tlen;
+        if ((size_t)(end - q) <= tlen + 2 || memcmp(q + 1, l->tag, tlen) != 0) {
+            q++;
+            continue;
+        }
+        const char *digits = d;
+        size_t idx = 0;
+        while (d < end && *d >= '0' && *d <= '9' && d - digits < 12)
+            idx = idx * 10 + (size_t)(*d++ - '0');
+        if (d == digits || d >= end || *d != '"') {
+            q++; /* the tag, but not a marker */
+            continue;
+        }
+        if (idx >= l->nraw)
+            return false;
+        buf_append(out, p, (size_t)(q - p));
+        buf_append(out, l->raw[idx].p, l->raw[idx].len);
+        p = q = d + 1;
+    }
+    buf_append(out, p, (size_t)(end - p));
+    return true;
 }

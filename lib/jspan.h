@@ -30,4 +30,28 @@ long jspan_collect_ids(const char *s, size_t len, const char *key, long long min
 /* True if the span is the literal null. */
 bool jspan_is_null(const char *s, size_t len);
 
+/* Lean parsing: copy JSON text while setting aside the values of chosen members (an object's or
+ * array's, at least min bytes, under one of keys at any depth), each replaced by the string
+ * "<tag><n>"; the lean text is small enough to build a tree of, and jspan_unlean splices the
+ * values back into what that tree serialises to. tag must be plain ASCII (no '"' or '\\') and
+ * unique enough not to occur in the data (a random nonce). The source text must outlive l. */
+typedef struct JspanRaw {
+    const char *p;
+    size_t len;
+} JspanRaw;
+
+typedef struct JspanLean {
+    const char *const *keys; /* NULL-terminated */
+    size_t min;
+    const char *tag;
+    Buf *out;      /* the lean text is appended here */
+    JspanRaw *raw; /* the values set aside, by n */
+    size_t nraw, cap;
+} JspanLean;
+
+/* Append the lean form of s[0..len) to l->out; false if s is not exactly one valid JSON value. */
+bool jspan_lean(JspanLean *l, const char *s, size_t len);
+/* Append s[0..len) to out with every "<tag><n>" string replaced by the value set aside as n. */
+bool jspan_unlean(const JspanLean *l, const char *s, size_t len, Buf *out);
+
 #endif

@@ -185,3 +185,10 @@ bool str_eq_const_time(const char *a, const char *b)
         return false;
     return CRYPTO_memcmp(a, b, la) == 0;
 }
+
+double mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}

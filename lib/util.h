@@ -39,6 +39,9 @@ void log_msg(LogLevel level, const char *fmt, ...) __attribute__((format(printf,
 #define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
 
+/* Milliseconds on the monotonic clock, for durations. */
+double mono_ms(void);
+
 /* Hex helpers. out must hold 2*len+1 bytes. */
 void hex_encode(const unsigned char *in, size_t len, char *out);
 /* Constant-time comparison of two NUL-terminated strings (lengths may leak). */

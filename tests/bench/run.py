@@ -102,26 +102,53 @@ def children(ppid, name):
     return out
 
 
+def reset_peak(pids):
+    """Reset VmHWM (Linux: writing 5 to clear_refs), so the peak of one step can be read after it."""
+    for pid in pids:
+        try:
+            with open("/proc/%d/clear_refs" % pid, "w") as f:
+                f.write("5")
+        except OSError:
+            pass
+
+
 def scenario(runner, stack, n, server=None):
-    """The five steps; returns {step: seconds} and server-side samples for `create`."""
-    times, extra = {}, {}
+    """The five steps; returns {step: seconds} and server-side samples per step (create's at top level)."""
+    times, extra = {}, {"steps": {}}
     runner.write(program(n))
     runner.run("stack", "init", stack)
     workers = children(server.proc.pid, "pulumi-state-fc") if server else []
     pg_pids = children(None, "postgres") if server else []
-    cpu0 = (proc_cpu(workers), proc_cpu(pg_pids))
-    log0 = log_size(server)
-    times["create"], _ = runner.run("up", "--yes", "--skip-preview")
+    for step in STEPS:
+        if step == "add2":
+            runner.write(program(n, extra=2))
+        args = {"create": ("up", "--yes", "--skip-preview"), "noop": ("up", "--yes", "--skip-preview"),
+                "add2": ("up", "--yes", "--skip-preview"),
+                "export": ("stack", "export", "--file", os.path.join(runner.project, "export.json")),
+                "destroy": ("destroy", "--yes", "--skip-preview")}[step]
+        if server:
+            reset_peak(workers)
+            cpu0 = (proc_cpu(workers), proc_cpu(pg_pids))
+            log0 = log_size(server)
+        times[step], _ = runner.run(*args)
+        if server:
+            per_route = {}
+            for _, path, _, ms in log_lines(server, log0):
+                c = per_route.setdefault(route_of(path), [0, 0.0])
+                c[0] += 1
+                c[1] += ms
+            extra["steps"][step] = {
+                "wall_s": times[step],
+                "worker_cpu_s": proc_cpu(workers) - cpu0[0],
+                "postgres_cpu_s": proc_cpu(pg_pids) - cpu0[1],
+                "worker_request_s": sum(v[1] for v in per_route.values()) / 1000.0,
+                "peak_worker_rss_kb": max([rss_kb(p, "VmHWM") for p in workers] or [0]),
+                "routes": {k: {"calls": v[0], "total_ms": round(v[1], 2)} for k, v in per_route.items()},
+            }
     if server:
-        extra["worker_cpu_s"] = proc_cpu(workers) - cpu0[0]
-        extra["postgres_cpu_s"] = proc_cpu(pg_pids) - cpu0[1]
-        extra["worker_request_s"] = sum(ms for _, _, _, ms in log_lines(server, log0)) / 1000.0
-        extra["peak_worker_rss_kb"] = max([rss_kb(p, "VmHWM") for p in workers] or [0])
-    times["noop"], _ = runner.run("up", "--yes", "--skip-preview")
-    runner.write(program(n, extra=2))
-    times["add2"], _ = runner.run("up", "--yes", "--skip-preview")
-    times["export"], _ = runner.run("stack", "export", "--file", os.path.join(runner.project, "export.json"))
-    times["destroy"], _ = runner.run("destroy", "--yes", "--skip-preview")
+        c = extra["steps"]["create"]
+        for k in ("worker_cpu_s", "postgres_cpu_s", "worker_request_s", "peak_worker_rss_kb"):
+            extra[k] = c[k]
     return times, extra
 
 
@@ -184,7 +211,7 @@ def main():
     ap.add_argument("--extra", action="append", default=[], help="NAME=URL,TOKEN of another Cloud-protocol backend")
     ap.add_argument("--out", default=os.path.join(harness.ROOT, "build", "bench"))
     ap.add_argument("--quick", action="store_true", help="sizes 10,200; no load test")
-    ap.add_argument("--load-seconds", type=float, default=15.0)
+    ap.add_argument("--load-seconds", type=float, default=15.0, help="0: no load test")
     args = ap.parse_args()
     if args.quick:
         args.sizes = "10,200"
@@ -226,14 +253,15 @@ def main():
                             shutil.rmtree(diydir, ignore_errors=True)
                     for s in STEPS:
                         samples[s].append(times[s])
-                    if extra:
+                    if extra.get("steps"):
                         extra["create_s"] = times["create"]
                         extras.append(extra)
                     print("n=%d %-8s %s" % (n, b, " ".join("%s=%.2fs" % (s, times[s]) for s in STEPS)), flush=True)
                 for s in STEPS:
                     results.append((b, n, s, samples[s]))
                 if extras:
-                    row = {k: statistics.median(e[k] for e in extras) for k in extras[0]}
+                    row = {k: statistics.median(e[k] for e in extras) for k in extras[0] if k != "steps"}
+                    row["steps"] = extras[-1]["steps"]
                     row.update(backend=b, n=n)
                     server_rows.append(row)
         routes = {}
@@ -243,7 +271,7 @@ def main():
     finally:
         cluster.stop()
 
-    load = [] if args.quick else loadgen.scale(args.load_seconds)
+    load = [] if args.quick or args.load_seconds <= 0 else loadgen.scale(args.load_seconds)
     write_reports(args.out, results, server_rows, routes, floors, idle_rss, load, backends)
 
 

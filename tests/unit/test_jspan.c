@@ -115,6 +115,64 @@ START_TEST(test_collect_ids)
 }
 END_TEST
 
+/* The eight-bytes-at-a-time string path: every special byte at every position of a long run. */
+START_TEST(test_long_strings)
+{
+    char s[64];
+    const char specials[] = {'"', '\\', '\n', '\x01', '\x1f', (char)0xc3};
+    for (size_t at = 1; at < 40; at++)
+        for (size_t k = 0; k < sizeof(specials); k++) {
+            memset(s, 'a', sizeof(s));
+            s[0] = '"';
+            s[at] = specials[k];
+            s[50] = '"';
+            bool expect = false; /* a raw quote ends the string early, the others are invalid here */
+            ck_assert_msg(jspan_validate(s, 51) == expect, "byte %02x at %zu", (unsigned char)specials[k], at);
+        }
+    memset(s, 'a', sizeof(s));
+    s[0] = '"';
+    s[50] = '"';
+    ck_assert(jspan_validate(s, 51));
+    memcpy(s + 20, "\\\\\\\"\xc3\xa9", 6); /* \\ \" and a two-byte character */
+    ck_assert(jspan_validate(s, 51));
+}
+END_TEST
+
+START_TEST(test_lean)
+{
+    const char *doc = "{\"resources\":[{\"urn\":\"u1\",\"inputs\":{\"big\":\"0123456789\",\"outputs\":{\"x\":1}},"
+                      "\"outputs\":[1,2,3,4,5,6,7,8,9]},{\"urn\":\"u2\",\"inputs\":{}}],\"outputs\":\"a string\"}";
+    static const char *const keys[] = {"inputs", "outputs", NULL};
+    Buf lean_text, back;
+    buf_init(&lean_text);
+    buf_init(&back);
+    JspanLean l = {.keys = keys, .min = 3, .tag = "T-", .out = &lean_text};
+    ck_assert(jspan_lean(&l, doc, strlen(doc)));
+    /* The nested "outputs" inside a value set aside is not set aside on its own; {} is too small;
+     * a string is never set aside. */
+    ck_assert_int_eq(l.nraw, 2);
+    ck_assert_str_eq(lean_text.data, "{\"resources\":[{\"urn\":\"u1\",\"inputs\":\"T-0\",\"outputs\":\"T-1\"},"
+                                     "{\"urn\":\"u2\",\"inputs\":{}}],\"outputs\":\"a string\"}");
+    ck_assert(jspan_unlean(&l, lean_text.data, lean_text.len, &back));
+    ck_assert_str_eq(back.data, doc);
+    /* Set-aside values may be spliced in any number of times, in any place. */
+    back.len = 0;
+    const char *moved = "[\"T-1\",\"T-1\",{\"k\":\"T-0\"},\"T-\",\"T-x\"]";
+    ck_assert(jspan_unlean(&l, moved, strlen(moved), &back));
+    ck_assert_str_eq(back.data, "[[1,2,3,4,5,6,7,8,9],[1,2,3,4,5,6,7,8,9],{\"k\":{\"big\":\"0123456789\",\"outputs\":"
+                                "{\"x\":1}}},\"T-\",\"T-x\"]");
+    /* An index that was never set aside is refused. */
+    back.len = 0;
+    ck_assert(!jspan_unlean(&l, "\"T-7\"", 5, &back));
+    /* Invalid JSON is refused. */
+    lean_text.len = 0;
+    ck_assert(!jspan_lean(&l, "{\"inputs\":{", 12));
+    free(l.raw);
+    buf_free(&lean_text);
+    buf_free(&back);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("jspan");
@@ -124,6 +182,8 @@ int main(void)
     tcase_add_test(tc, test_member);
     tcase_add_test(tc, test_iterate);
     tcase_add_test(tc, test_collect_ids);
+    tcase_add_test(tc, test_long_strings);
+    tcase_add_test(tc, test_lean);
     suite_add_tcase(s, tc);
     return unit_run(s, CK_FORK_GETENV);
 }
