@@ -200,7 +200,8 @@ static bool entry_kind_valid(const char *e, size_t len, void *arg)
 
 void api_journal_entries(Ctx *c)
 {
-    /* Journal batches are the hot path: validate with the span scanner, never build a tree. */
+    /* The hot path: validate with the span scanner (never a tree) and store the entries' exact
+     * text in one statement that also checks the update. */
     const char *b = (const char *)c->body;
     size_t n = c->body_len, es, ee;
     if (!b || !jspan_validate(b, n) || b[strspn(b, " \t\r\n")] != '{') {
@@ -211,37 +212,33 @@ void api_journal_entries(Ctx *c)
         reply_error(c, 400, "Bad Request: entries must be an array");
         return;
     }
-    /* The sequence ids as a bigint[] literal: PostgreSQL's ->> cannot read an entry holding \u0000. */
-    Buf seqs;
-    buf_init(&seqs);
-    long bad = jspan_collect_ids(b + es, ee - es, "sequenceID", 1, entry_kind_valid, NULL, &seqs);
+    JspanIds batch = {0};
+    long bad = jspan_collect_ids(b + es, ee - es, "sequenceID", 1, entry_kind_valid, NULL, &batch);
     if (bad >= 0) {
         reply_error(c, 400, "Bad Request: journal entry %ld needs sequenceID >= 1 and kind 0..9", bad);
-        buf_free(&seqs);
-        return;
-    }
-    UpdateInfo info;
-    Stack *s = NULL;
-    if (!update_auth(c, true, &s, &info) || !update_accepts_state(c, &info, true))
         goto out;
-    /* json (not jsonb) keeps each element's text exactly as the CLI sent it. */
-    char *arr = xstrndup(b + es, ee - es);
-    DbParam p[] = {DB_TEXT(c->update_id), DB_TEXT(arr), DB_TEXT(seqs.data)};
-    bool ok = db_run(c->db,
-                     "INSERT INTO extension_pulumi_state_journal (update_id, sequence_id, entry) "
-                     "SELECT $1, q.seq, convert_to(e.elem::text, 'UTF8') "
-                     "FROM json_array_elements($2::json) WITH ORDINALITY e(elem, n) "
-                     "JOIN unnest($3::bigint[]) WITH ORDINALITY q(seq, n) USING (n) ON CONFLICT DO NOTHING",
-                     3, p) &&
-              db_commit(c->db);
-    free(arr);
-    if (!ok) {
-        db_rollback(c->db);
-        reply_internal(c);
-    } else {
-        reply_ok(c);
     }
+    int stored = update_store_batch(c, true, &batch);
+    if (stored == 0) {
+        /* Not taken: find out why (this reaps an expired lease and answers as every state route
+         * does), or store it if the update was only busy being renewed. */
+        UpdateInfo info;
+        Stack *s = NULL;
+        bool ok = update_auth(c, true, &s, &info) && update_accepts_state(c, &info, true);
+        stack_free(s);
+        if (!ok)
+            goto out;
+        db_rollback(c->db);
+        stored = update_store_batch(c, true, &batch);
+        if (stored == 0) {
+            reply_error(c, 409, "Conflict: the update no longer takes journal entries");
+            goto out;
+        }
+    }
+    if (stored < 0)
+        reply_internal(c);
+    else
+        reply_ok(c);
 out:
-    buf_free(&seqs);
-    stack_free(s);
+    jspan_ids_free(&batch);
 }

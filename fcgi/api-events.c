@@ -9,17 +9,23 @@
 
 #define EVENTS_PAGE 500
 
-static bool event_is_summary(const char *e, size_t len, void *arg)
+/* The resourceChanges of a summary event, if this event is one. */
+static bool find_summary(const char *e, size_t len, void *arg)
 {
-    size_t a, z;
-    if (jspan_member(e, len, "summaryEvent", &a, &z) && e[a] == '{')
-        *(bool *)arg = true;
+    JspanRaw *changes = arg;
+    size_t a, z, ra, rz;
+    if (jspan_member(e, len, "summaryEvent", &a, &z) && e[a] == '{' &&
+        jspan_member(e + a, z - a, "resourceChanges", &ra, &rz) && e[a + ra] == '{') {
+        changes->p = e + a + ra;
+        changes->len = rz - ra;
+    }
     return true;
 }
 
 void api_post_events(Ctx *c)
 {
-    /* Event batches carry whole resource states: validate with the span scanner, store as json. */
+    /* Event batches carry whole resource states: validate with the span scanner and store each
+     * event's exact text, in one statement that also checks the update. */
     const char *b = (const char *)c->body;
     size_t n = c->body_len, es, ee;
     if (!b || !jspan_validate(b, n) || b[strspn(b, " \t\r\n")] != '{') {
@@ -30,43 +36,43 @@ void api_post_events(Ctx *c)
         reply_error(c, 400, "Bad Request: events must be an array");
         return;
     }
-    bool summary = false;
-    Buf seqs;
-    buf_init(&seqs);
-    long bad = jspan_collect_ids(b + es, ee - es, "sequence", 0, event_is_summary, &summary, &seqs);
+    JspanRaw changes = {NULL, 0};
+    JspanIds batch = {0};
+    char *changes_text = NULL;
+    long bad = jspan_collect_ids(b + es, ee - es, "sequence", 0, find_summary, &changes, &batch);
     if (bad >= 0) {
         reply_error(c, 400, "Bad Request: event %ld needs an integer sequence >= 0", bad);
-        buf_free(&seqs);
-        return;
-    }
-    UpdateInfo info;
-    char *arr = NULL;
-    if (!update_auth(c, false, NULL, &info))
-        goto out;
-    if (strcmp(info.status, "running") != 0) {
-        reply_error(c, 409, "Conflict: the update is not in progress (it is %s)", status_wire(info.status));
         goto out;
     }
-    arr = xstrndup(b + es, ee - es);
-    DbParam p[] = {DB_TEXT(c->update_id), DB_TEXT(arr), DB_TEXT(seqs.data)};
-    bool ok = db_run(c->db,
-                     "INSERT INTO extension_pulumi_state_events (update_id, sequence, event) "
-                     "SELECT $1, q.seq, e.elem FROM json_array_elements($2::json) WITH ORDINALITY e(elem, n) "
-                     "JOIN unnest($3::bigint[]) WITH ORDINALITY q(seq, n) USING (n) ON CONFLICT DO NOTHING",
-                     3, p);
-    if (ok && summary)
-        ok = db_run(c->db,
-                    "UPDATE extension_pulumi_state_updates SET resource_changes = "
-                    "(SELECT (e -> 'summaryEvent' -> 'resourceChanges')::text::jsonb FROM json_array_elements($2::json) e "
-                    "WHERE e -> 'summaryEvent' IS NOT NULL LIMIT 1) WHERE id = $1",
-                    2, p);
-    if (ok)
-        reply_ok(c);
-    else
+    int stored = update_store_batch(c, false, &batch);
+    if (stored == 0) {
+        UpdateInfo info;
+        if (!update_auth(c, false, NULL, &info))
+            goto out;
+        if (strcmp(info.status, "running") != 0) {
+            reply_error(c, 409, "Conflict: the update is not in progress (it is %s)", status_wire(info.status));
+            goto out;
+        }
+        stored = update_store_batch(c, false, &batch);
+        if (stored == 0) {
+            reply_error(c, 409, "Conflict: the update no longer takes events");
+            goto out;
+        }
+    }
+    if (stored > 0 && changes.p) {
+        changes_text = xstrndup(changes.p, changes.len);
+        DbParam p[] = {DB_TEXT(c->update_id), DB_TEXT(changes_text)};
+        if (!db_run(c->db, "UPDATE extension_pulumi_state_updates SET resource_changes = $2::jsonb WHERE id = $1", 2,
+                    p))
+            stored = -1;
+    }
+    if (stored < 0)
         reply_internal(c);
+    else
+        reply_ok(c);
 out:
-    free(arr);
-    buf_free(&seqs);
+    free(changes_text);
+    jspan_ids_free(&batch);
 }
 
 void api_get_events(Ctx *c)
@@ -110,9 +116,9 @@ void api_get_events(Ctx *c)
     bool done = strcmp(status, "running") != 0 && strcmp(status, "not started") != 0;
     DbParam q[] = {DB_TEXT(uid), DB_TEXT(abuf), DB_TEXT(lbuf)};
     PGresult *r = db_exec(c->db,
-                          "SELECT sequence, event::text FROM extension_pulumi_state_events WHERE update_id = $1 "
-                          "AND sequence > $2::bigint ORDER BY sequence LIMIT $3::int",
-                          3, q, false);
+                          "SELECT e.sequence::text AS seq, e.event FROM extension_pulumi_state_events e "
+                          "WHERE e.update_id = $1 AND e.sequence > $2::bigint ORDER BY e.sequence LIMIT $3::int",
+                          3, q, true);
     if (!r) {
         PQclear(st);
         stack_free(s);
@@ -127,7 +133,7 @@ void api_get_events(Ctx *c)
     for (int i = 0; i < shown; i++) {
         if (i)
             buf_puts(&out, ",");
-        buf_puts(&out, PQgetvalue(r, i, 1));
+        buf_append(&out, PQgetvalue(r, i, 1), (size_t)PQgetlength(r, i, 1));
     }
     buf_puts(&out, "],\"continuationToken\":");
     if (done && n <= EVENTS_PAGE)

@@ -173,7 +173,16 @@ void api_delete_stack(Ctx *c)
         goto out;
     }
     DbParam p[] = {DB_TEXT(s->id)};
-    if (!db_run(c->db, "DELETE FROM extension_pulumi_state_stacks WHERE id = $1", 1, p) || !audit_commit(c)) {
+    /* Journal and event rows carry no foreign key (0004): they go with their updates here. */
+    if (!db_run(c->db,
+                "DELETE FROM extension_pulumi_state_journal WHERE update_id IN "
+                "(SELECT id FROM extension_pulumi_state_updates WHERE stack_id = $1)",
+                1, p) ||
+        !db_run(c->db,
+                "DELETE FROM extension_pulumi_state_events WHERE update_id IN "
+                "(SELECT id FROM extension_pulumi_state_updates WHERE stack_id = $1)",
+                1, p) ||
+        !db_run(c->db, "DELETE FROM extension_pulumi_state_stacks WHERE id = $1", 1, p) || !audit_commit(c)) {
         db_rollback(c->db);
         reply_internal(c);
         goto out;

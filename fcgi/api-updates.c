@@ -76,6 +76,157 @@ fail:
     return false;
 }
 
+/* The update checks of update_auth (token, running, lease, stack) as a locking CTE; the journal
+ * also needs a real update holding the stack, with journaling on. */
+#define BATCH_UPDATE_CTE                                                                                  \
+    "WITH up AS (SELECT u.id FROM extension_pulumi_state_updates u "                                     \
+    "JOIN extension_pulumi_state_stacks s ON s.id = u.stack_id "                                          \
+    "WHERE u.id = $1 AND s.org = $2 AND s.project = $3 AND s.name = $4 AND u.status = 'running' "          \
+    "AND u.lease_expires_at > now() AND $5 IN (u.token_hash, u.prev_token_hash) "
+#define JOURNAL_CHECKS "AND NOT u.dry_run AND u.journal_version > 0 AND s.active_update = u.id "
+
+typedef struct BatchTable {
+    const char *check_sql;  /* $1..$5: the update's row FOR SHARE; division by zero when refused */
+    const char *copy_sql;
+    const char *insert_sql; /* the fallback: one INSERT .. ON CONFLICT DO NOTHING */
+} BatchTable;
+
+static const BatchTable journal_table = {
+    BATCH_UPDATE_CTE JOURNAL_CHECKS "FOR SHARE OF u) SELECT 1 / count(*) FROM up",
+    "COPY extension_pulumi_state_journal (update_id, sequence_id, entry) FROM STDIN (FORMAT binary)",
+    BATCH_UPDATE_CTE JOURNAL_CHECKS "FOR SHARE OF u), ins AS (INSERT INTO extension_pulumi_state_journal "
+    "(update_id, sequence_id, entry) SELECT up.id, q.seq, q.entry FROM up, unnest($6::int8[], $7::bytea[]) "
+    "q(seq, entry) ON CONFLICT DO NOTHING) SELECT count(*) FROM up",
+};
+
+static const BatchTable events_table = {
+    BATCH_UPDATE_CTE "FOR SHARE OF u) SELECT 1 / count(*) FROM up",
+    "COPY extension_pulumi_state_events (update_id, sequence, event) FROM STDIN (FORMAT binary)",
+    BATCH_UPDATE_CTE "FOR SHARE OF u), ins AS (INSERT INTO extension_pulumi_state_events "
+    "(update_id, sequence, event) SELECT up.id, q.seq, q.entry FROM up, unnest($6::int8[], $7::bytea[]) "
+    "q(seq, entry) ON CONFLICT DO NOTHING) SELECT count(*) FROM up",
+};
+
+static bool uuid_bytes(const char *text, unsigned char out[16])
+{
+    size_t k = 0;
+    for (const char *p = text; *p && k < 32; p++) {
+        if (*p == '-')
+            continue;
+        int v = *p >= '0' && *p <= '9' ? *p - '0' : (*p | 0x20) >= 'a' && (*p | 0x20) <= 'f' ? (*p | 0x20) - 'a' + 10 : -1;
+        if (v < 0)
+            return false;
+        out[k / 2] = (unsigned char)(k % 2 ? (out[k / 2] | v) : (v << 4));
+        k++;
+    }
+    return k == 32;
+}
+
+/* The binary COPY stream of batch's rows (update_id, id, text). */
+static bool copy_stream(const char *update_id, const JspanIds *batch, Buf *stream)
+{
+    unsigned char uid[16];
+    if (!uuid_bytes(update_id, uid))
+        return false;
+    size_t total = 32;
+    for (size_t i = 0; i < batch->n; i++)
+        total += batch->spans[i].len + 42;
+    buf_reserve(stream, total);
+    db_copy_header(stream);
+    for (size_t i = 0; i < batch->n; i++) {
+        db_copy_row(stream, 3);
+        db_copy_field(stream, uid, sizeof(uid));
+        db_copy_field_int8(stream, batch->ids[i]);
+        db_copy_field(stream, batch->spans[i].p, batch->spans[i].len);
+    }
+    db_copy_trailer(stream);
+    return true;
+}
+
+/* sql with $1..$n replaced by the literals lits (already quoted). */
+static char *inline_params(const char *sql, char *const *lits, int n)
+{
+    Buf b;
+    buf_init(&b);
+    for (const char *p = sql; *p; p++) {
+        if (*p == '$' && p[1] >= '1' && p[1] <= '0' + n && !(p[2] >= '0' && p[2] <= '9')) {
+            buf_puts(&b, lits[p[1] - '1']);
+            p++;
+        } else {
+            buf_append(&b, p, 1);
+        }
+    }
+    return buf_steal(&b, NULL);
+}
+
+/* The batch in one round trip: "<check>; COPY .. FROM STDIN" as one simple query, which PostgreSQL
+ * runs as one implicit transaction (committed when the COPY ends, the update's row locked from the
+ * check on). A refused check is a division by zero (22012), so the COPY never starts. */
+static int copy_in_one_trip(Ctx *c, const BatchTable *t, const DbParam *p, const JspanIds *batch)
+{
+    char *lits[5] = {NULL};
+    int result = -1;
+    for (int i = 0; i < 5; i++)
+        if (!(lits[i] = PQescapeLiteral(c->db->conn, p[i].value, strlen(p[i].value))))
+            goto out;
+    char *check = inline_params(t->check_sql, lits, 5);
+    char *sql = xasprintf("%s; %s", check, t->copy_sql);
+    free(check);
+    Buf stream;
+    buf_init(&stream);
+    if (copy_stream(c->update_id, batch, &stream)) {
+        if (db_copy(c->db, sql, &stream))
+            result = 1;
+        else if (!strcmp(db_last_sqlstate(), "22012"))
+            result = 0;
+        else if (!strcmp(db_last_sqlstate(), "23505"))
+            result = 2;
+    }
+    buf_free(&stream);
+    free(sql);
+out:
+    for (int i = 0; i < 5; i++)
+        PQfreemem(lits[i]);
+    return result;
+}
+
+int update_store_batch(Ctx *c, bool journal, const JspanIds *batch)
+{
+    const BatchTable *t = journal ? &journal_table : &events_table;
+    char *hash = auth_token_hash(auth_value_update(c));
+    DbParam p[] = {DB_TEXT(c->update_id), DB_TEXT(c->captures[0]), DB_TEXT(c->captures[1]),
+                   DB_TEXT(c->captures[2]), DB_TEXT(hash),          DB_BIN(NULL, 0), DB_BIN(NULL, 0)};
+    int result;
+    if (batch->n == 0) {
+        PGresult *r = db_exec_hot(c->db, t->check_sql, 5, p, false);
+        result = r ? 1 : !strcmp(db_last_sqlstate(), "22012") ? 0 : -1;
+        PQclear(r);
+    } else {
+        result = copy_in_one_trip(c, t, p, batch);
+    }
+    if (result == 2) {
+        /* Some of it is stored already (a retried batch): one statement that skips what is there. */
+        Buf seqs, items;
+        buf_init(&seqs);
+        buf_init(&items);
+        db_array_begin(&seqs, DB_OID_INT8, batch->n);
+        db_array_begin(&items, DB_OID_BYTEA, batch->n);
+        for (size_t i = 0; i < batch->n; i++) {
+            db_array_add_int8(&seqs, batch->ids[i]);
+            db_array_add(&items, batch->spans[i].p, batch->spans[i].len);
+        }
+        p[5] = DB_BIN(seqs.data, seqs.len);
+        p[6] = DB_BIN(items.data, items.len);
+        PGresult *r = db_exec(c->db, t->insert_sql, 7, p, false);
+        result = r ? (PQntuples(r) == 1 && atoi(PQgetvalue(r, 0, 0)) == 1) : -1;
+        PQclear(r);
+        buf_free(&seqs);
+        buf_free(&items);
+    }
+    free(hash);
+    return result;
+}
+
 void api_create_update(Ctx *c)
 {
     const char *kind = c->captures[3];

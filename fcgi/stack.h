@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include "http.h"
+#include "jspan.h"
 
 typedef struct Stack {
     char id[37];
@@ -72,3 +73,12 @@ typedef struct UpdateInfo {
  * returns the stack in *out; an expired lease is reaped first. Replies 401/403/404 and returns
  * false on failure (nothing left open). */
 bool update_auth(Ctx *c, bool lock, Stack **out, UpdateInfo *info);
+
+/* The hot path of journal and event batches: store the elements of batch (text as bytea, ids as
+ * sequence numbers; a retried element is kept as first stored) in one statement that also checks
+ * the update: the lease token, running, lease not expired, on the stack in the path, and for the
+ * journal a real update holding the stack with journaling on. The statement holds the update's
+ * row FOR SHARE, so a complete or cancel (which takes it FOR UPDATE first) either sees the batch
+ * or makes it fail the check. Returns 1 when stored, 0 when a check failed (nothing stored: the
+ * caller takes the slow path for the exact answer), -1 on a database error. */
+int update_store_batch(Ctx *c, bool journal, const JspanIds *batch);

@@ -8,6 +8,12 @@
 
 static __thread char last_sqlstate[6];
 
+static void db_reset(Db *db)
+{
+    PQreset(db->conn);
+    db->nprepared = 0; /* prepared statements die with the session */
+}
+
 Db *db_open(const char *conninfo)
 {
     Db *db = xcalloc(1, sizeof(*db));
@@ -44,7 +50,7 @@ bool db_ensure(Db *db)
             return true;
     }
     log_warn("database connection lost; reconnecting");
-    PQreset(db->conn);
+    db_reset(db);
     db->in_tx = false;
     if (PQstatus(db->conn) != CONNECTION_OK) {
         log_error("database reconnect failed: %s", PQerrorMessage(db->conn));
@@ -53,7 +59,57 @@ bool db_ensure(Db *db)
     return true;
 }
 
+static void note_failure(Db *db, PGresult *r, const char *sql)
+{
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    if (state) {
+        strncpy(last_sqlstate, state, sizeof(last_sqlstate) - 1);
+        last_sqlstate[sizeof(last_sqlstate) - 1] = '\0';
+    }
+    /* Unique violations and division by zero (a refused batch check) are expected by callers
+     * that check db_last_sqlstate(). */
+    if (!state || (strcmp(state, "23505") != 0 && strcmp(state, "22012") != 0))
+        log_error("query failed: %s [%.80s]", PQerrorMessage(db->conn), sql);
+}
+
+/* One execution: as a prepared statement when hot (preparing it on first use on this connection). */
+static PGresult *exec_once(Db *db, bool hot, const char *sql, int nparams, const char *const *values,
+                           const int *lengths, const int *formats, bool binary_result)
+{
+    if (!hot)
+        return PQexecParams(db->conn, sql, nparams, NULL, values, lengths, formats, binary_result ? 1 : 0);
+    int i = 0;
+    while (i < db->nprepared && db->prepared[i] != sql)
+        i++;
+    char name[16];
+    snprintf(name, sizeof(name), "ps_hot_%d", i);
+    if (i == db->nprepared) {
+        if (i == DB_MAX_PREPARED)
+            return PQexecParams(db->conn, sql, nparams, NULL, values, lengths, formats, binary_result ? 1 : 0);
+        PGresult *r = PQprepare(db->conn, name, sql, nparams, NULL);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK)
+            return r;
+        PQclear(r);
+        db->prepared[db->nprepared++] = sql;
+    }
+    return PQexecPrepared(db->conn, name, nparams, values, lengths, formats, binary_result ? 1 : 0);
+}
+
+static PGresult *exec_params(Db *db, bool hot, const char *sql, int nparams, const DbParam *params,
+                             bool binary_result);
+
 PGresult *db_exec(Db *db, const char *sql, int nparams, const DbParam *params, bool binary_result)
+{
+    return exec_params(db, false, sql, nparams, params, binary_result);
+}
+
+PGresult *db_exec_hot(Db *db, const char *sql, int nparams, const DbParam *params, bool binary_result)
+{
+    return exec_params(db, true, sql, nparams, params, binary_result);
+}
+
+static PGresult *exec_params(Db *db, bool hot, const char *sql, int nparams, const DbParam *params,
+                             bool binary_result)
 {
     const char *values[16];
     int lengths[16];
@@ -68,7 +124,7 @@ PGresult *db_exec(Db *db, const char *sql, int nparams, const DbParam *params, b
         lengths[i] = params[i].len < 0 ? 0 : params[i].len;
         formats[i] = params[i].len < 0 ? 0 : 1;
     }
-    PGresult *r = PQexecParams(db->conn, sql, nparams, NULL, values, lengths, formats, binary_result ? 1 : 0);
+    PGresult *r = exec_once(db, hot, sql, nparams, values, lengths, formats, binary_result);
     ExecStatusType st = PQresultStatus(r);
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
         return r;
@@ -77,26 +133,51 @@ PGresult *db_exec(Db *db, const char *sql, int nparams, const DbParam *params, b
          * transaction the work is lost anyway, so the caller fails instead. */
         PQclear(r);
         log_warn("database connection lost; reconnecting");
-        PQreset(db->conn);
+        db_reset(db);
         if (PQstatus(db->conn) != CONNECTION_OK) {
             log_error("database reconnect failed: %s", PQerrorMessage(db->conn));
             return NULL;
         }
-        r = PQexecParams(db->conn, sql, nparams, NULL, values, lengths, formats, binary_result ? 1 : 0);
+        r = exec_once(db, hot, sql, nparams, values, lengths, formats, binary_result);
         st = PQresultStatus(r);
         if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
             return r;
     }
-    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-    if (state) {
-        strncpy(last_sqlstate, state, sizeof(last_sqlstate) - 1);
-        last_sqlstate[sizeof(last_sqlstate) - 1] = '\0';
-    }
-    /* Unique violations are expected by callers that check db_last_sqlstate(). */
-    if (!state || strcmp(state, "23505") != 0)
-        log_error("query failed: %s [%.80s]", PQerrorMessage(db->conn), sql);
+    note_failure(db, r, sql);
     PQclear(r);
     return NULL;
+}
+
+bool db_copy(Db *db, const char *copy_sql, const Buf *stream)
+{
+    last_sqlstate[0] = '\0';
+    PGresult *r = PQexec(db->conn, copy_sql);
+    if (PQresultStatus(r) != PGRES_COPY_IN) {
+        note_failure(db, r, copy_sql);
+        PQclear(r);
+        return false;
+    }
+    PQclear(r);
+    /* Large streams go in slices: PQputCopyData takes an int length. */
+    bool sent = true;
+    for (size_t off = 0; sent && off < stream->len;) {
+        size_t n = stream->len - off > (1u << 30) ? (1u << 30) : stream->len - off;
+        sent = PQputCopyData(db->conn, stream->data + off, (int)n) == 1;
+        off += n;
+    }
+    if (PQputCopyEnd(db->conn, sent ? NULL : "the worker could not send the rows") != 1) {
+        log_error("COPY failed: %s", PQerrorMessage(db->conn));
+        return false;
+    }
+    bool ok = true;
+    while ((r = PQgetResult(db->conn)) != NULL) {
+        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+            note_failure(db, r, copy_sql);
+            ok = false;
+        }
+        PQclear(r);
+    }
+    return ok && sent;
 }
 
 bool db_run(Db *db, const char *sql, int nparams, const DbParam *params)
@@ -140,4 +221,63 @@ bool db_lock(Db *db, const char *key)
 {
     DbParam p[] = {DB_TEXT(key)};
     return db_run(db, "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", 1, p);
+}
+
+static void put_be32(Buf *b, uint32_t v)
+{
+    unsigned char x[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16), (unsigned char)(v >> 8),
+                          (unsigned char)v};
+    buf_append(b, x, 4);
+}
+
+void db_array_begin(Buf *b, uint32_t elem_oid, size_t n)
+{
+    put_be32(b, 1);           /* dimensions */
+    put_be32(b, 0);           /* no NULLs */
+    put_be32(b, elem_oid);
+    put_be32(b, (uint32_t)n); /* length of the dimension */
+    put_be32(b, 1);           /* lower bound */
+}
+
+void db_array_add(Buf *b, const void *data, size_t len)
+{
+    put_be32(b, (uint32_t)len);
+    buf_append(b, data, len);
+}
+
+void db_array_add_int8(Buf *b, int64_t v)
+{
+    put_be32(b, 8);
+    put_be32(b, (uint32_t)((uint64_t)v >> 32));
+    put_be32(b, (uint32_t)v);
+}
+
+void db_copy_header(Buf *b)
+{
+    static const unsigned char sig[11] = {'P', 'G', 'C', 'O', 'P', 'Y', '\n', 0xff, '\r', '\n', 0};
+    buf_append(b, sig, sizeof(sig));
+    put_be32(b, 0); /* flags */
+    put_be32(b, 0); /* header extension */
+}
+
+void db_copy_row(Buf *b, uint16_t nfields)
+{
+    unsigned char x[2] = {(unsigned char)(nfields >> 8), (unsigned char)nfields};
+    buf_append(b, x, 2);
+}
+
+void db_copy_field(Buf *b, const void *data, size_t len)
+{
+    db_array_add(b, data, len); /* the same (length, bytes) layout as an array element */
+}
+
+void db_copy_field_int8(Buf *b, int64_t v)
+{
+    db_array_add_int8(b, v);
+}
+
+void db_copy_trailer(Buf *b)
+{
+    static const unsigned char end[2] = {0xff, 0xff};
+    buf_append(b, end, 2);
 }

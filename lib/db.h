@@ -3,13 +3,20 @@
 #define PS_DB_H
 
 #include <libpq-fe.h>
+#include <stdint.h>
 #include <stdbool.h>
 #include <stddef.h>
+
+#include "util.h"
+
+#define DB_MAX_PREPARED 16
 
 typedef struct Db {
     PGconn *conn;
     char *conninfo;
     bool in_tx;
+    const char *prepared[DB_MAX_PREPARED]; /* statements prepared on this connection (db_exec_hot) */
+    int nprepared;
 } Db;
 
 /* A parameter: text (len < 0, NUL-terminated, may be NULL for SQL NULL) or binary bytes. */
@@ -30,10 +37,32 @@ bool db_ensure(Db *db);
 /* Run one statement. Returns a new PGresult (PGRES_COMMAND_OK or PGRES_TUPLES_OK) or NULL after
  * logging the error. binary_result asks for binary columns (for bytea). */
 PGresult *db_exec(Db *db, const char *sql, int nparams, const DbParam *params, bool binary_result);
+/* Same, for a hot-path statement: sql must be a string constant; it is prepared once per
+ * connection (the pointer identifies it) and then only executed. */
+PGresult *db_exec_hot(Db *db, const char *sql, int nparams, const DbParam *params, bool binary_result);
 /* Same, for statements whose result is not needed. */
 bool db_run(Db *db, const char *sql, int nparams, const DbParam *params);
 /* The SQLSTATE of the last failed statement, or "" (thread-local). */
 const char *db_last_sqlstate(void);
+
+/* A binary one-dimensional array parameter (array_recv's layout) of n elements of the type with
+ * OID elem_oid: db_array_begin, then db_array_add n times; pass b as DB_BIN(b.data, b.len). */
+#define DB_OID_BYTEA 17
+#define DB_OID_INT8 20
+void db_array_begin(Buf *b, uint32_t elem_oid, size_t n);
+void db_array_add(Buf *b, const void *data, size_t len);
+void db_array_add_int8(Buf *b, int64_t v);
+
+/* COPY ... FROM STDIN (FORMAT binary): build the stream with db_copy_header, then per row
+ * db_copy_row (field count) and db_copy_field / db_copy_field_int8 per field, then
+ * db_copy_trailer; db_copy sends it. False on failure (db_last_sqlstate tells why; a unique
+ * violation, 23505, or division by zero, 22012, is not logged). */
+void db_copy_header(Buf *b);
+void db_copy_row(Buf *b, uint16_t nfields);
+void db_copy_field(Buf *b, const void *data, size_t len);
+void db_copy_field_int8(Buf *b, int64_t v);
+void db_copy_trailer(Buf *b);
+bool db_copy(Db *db, const char *copy_sql, const Buf *stream);
 
 bool db_begin(Db *db);
 bool db_commit(Db *db);

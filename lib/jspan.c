@@ -2,6 +2,7 @@
 #include "jspan.h"
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct Scan {
@@ -375,23 +376,36 @@ bool jspan_int(const char *s, size_t len, long long *out)
 }
 
 long jspan_collect_ids(const char *s, size_t len, const char *key, long long min,
-                       bool (*check)(const char *elem, size_t elen, void *arg), void *arg, Buf *ids)
+                       bool (*check)(const char *elem, size_t elen, void *arg), void *arg, JspanIds *out)
 {
     size_t pos = 0, a, z, ks, ke;
     long i = 0;
     long long v;
-    buf_puts(ids, "{");
     while (jspan_array_next(s, len, &pos, &a, &z)) {
         const char *e = s + a;
         size_t elen = z - a;
         if (*e != '{' || !jspan_member(e, elen, key, &ks, &ke) || !jspan_int(e + ks, ke - ks, &v) || v < min ||
             (check && !check(e, elen, arg)))
             return i;
-        buf_printf(ids, "%s%lld", i ? "," : "", v);
+        if (out->n == out->cap) {
+            out->cap = out->cap ? 2 * out->cap : 64;
+            out->ids = xrealloc(out->ids, out->cap * sizeof(*out->ids));
+            out->spans = xrealloc(out->spans, out->cap * sizeof(*out->spans));
+        }
+        out->ids[out->n] = v;
+        out->spans[out->n].p = e;
+        out->spans[out->n].len = elen;
+        out->n++;
         i++;
     }
-    buf_puts(ids, "}");
     return -1;
+}
+
+void jspan_ids_free(JspanIds *ids)
+{
+    free(ids->ids);
+    free(ids->spans);
+    memset(ids, 0, sizeof(*ids));
 }
 
 static bool lean_key(const JspanLean *l, const char *key, size_t klen)

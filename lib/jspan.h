@@ -21,12 +21,6 @@ long jspan_array_count(const char *s, size_t len);
 bool jspan_array_next(const char *s, size_t len, size_t *pos, size_t *start, size_t *end);
 /* Parse the span as a JSON integer (no fraction or exponent) into *out. */
 bool jspan_int(const char *s, size_t len, long long *out);
-/* For each element of the JSON array s[0..len) (already validated): it must be an object whose
- * member key is an integer >= min, and check (may be NULL) must accept it. The integers are
- * appended to ids as a PostgreSQL bigint[] literal ("{1,2}"). Returns -1 when all elements pass,
- * else the index of the first that does not. */
-long jspan_collect_ids(const char *s, size_t len, const char *key, long long min,
-                       bool (*check)(const char *elem, size_t elen, void *arg), void *arg, Buf *ids);
 /* True if the span is the literal null. */
 bool jspan_is_null(const char *s, size_t len);
 
@@ -53,5 +47,20 @@ typedef struct JspanLean {
 bool jspan_lean(JspanLean *l, const char *s, size_t len);
 /* Append s[0..len) to out with every "<tag><n>" string replaced by the value set aside as n. */
 bool jspan_unlean(const JspanLean *l, const char *s, size_t len, Buf *out);
+
+/* Elements of a JSON array with their integer ids (jspan_collect_ids). */
+typedef struct JspanIds {
+    long long *ids;
+    JspanRaw *spans; /* each element's text */
+    size_t n, cap;
+} JspanIds;
+
+/* For each element of the JSON array s[0..len) (already validated): it must be an object whose
+ * member key is an integer >= min, and check (may be NULL) must accept it. The ids and the
+ * elements' spans are appended to out. Returns -1 when all elements pass, else the index of the
+ * first that does not. */
+long jspan_collect_ids(const char *s, size_t len, const char *key, long long min,
+                       bool (*check)(const char *elem, size_t elen, void *arg), void *arg, JspanIds *out);
+void jspan_ids_free(JspanIds *ids);
 
 #endif

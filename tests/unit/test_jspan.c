@@ -92,26 +92,27 @@ static bool no_b(const char *e, size_t len, void *arg)
 
 START_TEST(test_collect_ids)
 {
-    Buf ids;
+    JspanIds ids = {0};
     int calls = 0;
-    buf_init(&ids);
     const char *ok = "[{\"id\":3},{\"x\":[1],\"id\":7}]";
     ck_assert_int_eq(jspan_collect_ids(ok, strlen(ok), "id", 1, no_b, &calls, &ids), -1);
-    ck_assert_str_eq(ids.data, "{3,7}");
+    ck_assert_int_eq(ids.n, 2);
+    ck_assert_int_eq(ids.ids[0], 3);
+    ck_assert_int_eq(ids.ids[1], 7);
+    ck_assert_int_eq(ids.spans[1].len, strlen("{\"x\":[1],\"id\":7}"));
+    ck_assert(memcmp(ids.spans[1].p, "{\"x\":[1],\"id\":7}", ids.spans[1].len) == 0);
     ck_assert_int_eq(calls, 2);
-    buf_free(&ids);
+    jspan_ids_free(&ids);
     const char *bad[] = {"[{\"id\":3},{\"id\":0}]", "[{\"id\":3},7]", "[{\"id\":\"3\"}]",
                          "[{\"id\":3},{\"id\":4,\"b\":1}]", "[{\"id\":1.5}]"};
     long want[] = {1, 1, 0, 1, 0};
     for (int i = 0; i < 5; i++) {
-        buf_init(&ids);
         ck_assert_int_eq(jspan_collect_ids(bad[i], strlen(bad[i]), "id", 1, no_b, &calls, &ids), want[i]);
-        buf_free(&ids);
+        jspan_ids_free(&ids);
     }
-    buf_init(&ids);
     ck_assert_int_eq(jspan_collect_ids("[]", 2, "id", 1, NULL, NULL, &ids), -1);
-    ck_assert_str_eq(ids.data, "{}");
-    buf_free(&ids);
+    ck_assert_int_eq(ids.n, 0);
+    jspan_ids_free(&ids);
 }
 END_TEST
 
