@@ -24,6 +24,7 @@
 #include "autoconfig.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -277,6 +278,8 @@ static void *thread_main(void *arg)
         }
         serve(w, &req);
         FCGX_Finish_r(&req);
+        /* After the reply is out: give back what a big state made libpq keep. */
+        db_recycle_if_big(w->db, (size_t)8 << 20);
     }
     return NULL;
 }
@@ -340,6 +343,11 @@ int main(int argc, char **argv)
         }
     }
     log_set_program("pulumi-state-fcgi");
+    /* States are megabytes: buffers from 128 KiB up are mapped on their own and go back to the
+     * system when freed, so a worker's memory follows the request in hand, not the largest one it
+     * ever served (glibc would otherwise raise this threshold after the first big free). */
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 1024 * 1024);
     Config cfg;
     char err[512];
     if (!config_load(&cfg, conf_path, err, sizeof(err))) {

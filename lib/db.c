@@ -27,6 +27,39 @@ Db *db_open(const char *conninfo)
     return db;
 }
 
+void db_recycle_if_big(Db *db, size_t limit)
+{
+    if (!db)
+        return;
+    size_t moved = db->traffic;
+    db->traffic = 0;
+    if (moved <= limit || db->in_tx)
+        return;
+    PGconn *fresh = PQconnectdb(db->conninfo);
+    if (PQstatus(fresh) != CONNECTION_OK) {
+        PQfinish(fresh); /* keep the old one: memory is a lesser evil than no connection */
+        return;
+    }
+    PQfinish(db->conn);
+    db->conn = fresh;
+    db->nprepared = 0;
+}
+
+/* Count what a statement moved (parameters and result). */
+static void count_traffic(Db *db, int nparams, const char *const *values, const int *lengths, const PGresult *r)
+{
+    for (int i = 0; i < nparams; i++)
+        db->traffic += lengths[i] ? (size_t)lengths[i] : values[i] ? strlen(values[i]) : 0;
+    int rows = PQntuples(r), cols = PQnfields(r);
+    if ((long)rows * cols > 100000) {
+        db->traffic += (size_t)1 << 30;
+        return;
+    }
+    for (int i = 0; i < rows; i++)
+        for (int j = 0; j < cols; j++)
+            db->traffic += (size_t)PQgetlength(r, i, j);
+}
+
 void db_close(Db *db)
 {
     if (!db)
@@ -126,8 +159,10 @@ static PGresult *exec_params(Db *db, bool hot, const char *sql, int nparams, con
     }
     PGresult *r = exec_once(db, hot, sql, nparams, values, lengths, formats, binary_result);
     ExecStatusType st = PQresultStatus(r);
-    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+        count_traffic(db, nparams, values, lengths, r);
         return r;
+    }
     if (PQstatus(db->conn) == CONNECTION_BAD && !db->in_tx) {
         /* PostgreSQL went away (restart, failover): reconnect once and retry. Inside a
          * transaction the work is lost anyway, so the caller fails instead. */
@@ -140,8 +175,10 @@ static PGresult *exec_params(Db *db, bool hot, const char *sql, int nparams, con
         }
         r = exec_once(db, hot, sql, nparams, values, lengths, formats, binary_result);
         st = PQresultStatus(r);
-        if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+        if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+            count_traffic(db, nparams, values, lengths, r);
             return r;
+        }
     }
     note_failure(db, r, sql);
     PQclear(r);
@@ -151,6 +188,7 @@ static PGresult *exec_params(Db *db, bool hot, const char *sql, int nparams, con
 bool db_copy(Db *db, const char *copy_sql, const Buf *stream)
 {
     last_sqlstate[0] = '\0';
+    db->traffic += stream->len;
     PGresult *r = PQexec(db->conn, copy_sql);
     if (PQresultStatus(r) != PGRES_COPY_IN) {
         note_failure(db, r, copy_sql);

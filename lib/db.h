@@ -17,6 +17,7 @@ typedef struct Db {
     bool in_tx;
     const char *prepared[DB_MAX_PREPARED]; /* statements prepared on this connection (db_exec_hot) */
     int nprepared;
+    size_t traffic; /* bytes sent and received since db_recycle_if_big last looked */
 } Db;
 
 /* A parameter: text (len < 0, NUL-terminated, may be NULL for SQL NULL) or binary bytes. */
@@ -33,6 +34,10 @@ Db *db_open(const char *conninfo);
 void db_close(Db *db);
 /* Make sure the connection is usable (reset it if PostgreSQL went away). */
 bool db_ensure(Db *db);
+/* libpq keeps its buffers as large as the largest message a connection ever carried: after more
+ * than limit bytes went through (a state of many megabytes), open a fresh connection so the worker
+ * gives that memory back. Resets the count. */
+void db_recycle_if_big(Db *db, size_t limit);
 
 /* Run one statement. Returns a new PGresult (PGRES_COMMAND_OK or PGRES_TUPLES_OK) or NULL after
  * logging the error. binary_result asks for binary columns (for bytea). */

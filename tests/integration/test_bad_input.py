@@ -314,7 +314,15 @@ def test_big_but_valid_checkpoint(api, server):
     d["resources"][2]["outputs"]["blob"] = b64(os.urandom(15 * 1024 * 1024))
     assert_ok(api.checkpoint(upd, d, gzip_body=True))
     assert_ok(api.complete(upd))
-    assert api.export(st, 1)["deployment"] == d
+    # Each big answer makes the worker thread swap its PostgreSQL connection for a fresh one (to
+    # give libpq's buffers back); every thread must go on serving, including the hot statements.
+    for _ in range(12):
+        assert api.export(st, 1)["deployment"] == d
+    upd = api.begin(st)
+    d["resources"][2]["outputs"]["blob"] = "small now"
+    assert_ok(api.checkpoint(upd, d))
+    assert_ok(api.complete(upd))
+    assert api.export(st, 2)["deployment"] == d
 
 
 def test_errors_keep_a_persistent_connection_usable(api, server, busy, gzip_bomb):
