@@ -217,6 +217,7 @@ static void ctx_free(Ctx *c)
 static void serve(Worker *w, FCGX_Request *r)
 {
     double t0 = mono_ms();
+    w->db->wait_ms = 0;
     Ctx c;
     memset(&c, 0, sizeof(c));
     c.w = w;
@@ -246,8 +247,8 @@ static void serve(Worker *w, FCGX_Request *r)
     if (strcmp(c.method, "HEAD") != 0 && c.out.len)
         FCGX_PutStr(c.out.data, (int)c.out.len, r->out);
     double ms = mono_ms() - t0;
-    log_msg(c.status >= 500 ? LOG_WARN : LOG_DEBUG, "[%s] %s %s -> %d (%.2f ms)", c.request_id, c.method,
-            c.path ? c.path : "?", c.status, ms);
+    log_msg(c.status >= 500 ? LOG_WARN : LOG_DEBUG, "[%s] %s %s -> %d (%.2f ms, db %.2f ms)", c.request_id,
+            c.method, c.path ? c.path : "?", c.status, ms, w->db->wait_ms);
     ctx_free(&c);
 }
 
@@ -278,8 +279,11 @@ static void *thread_main(void *arg)
         }
         serve(w, &req);
         FCGX_Finish_r(&req);
-        /* After the reply is out: give back what a big state made libpq keep. */
-        db_recycle_if_big(w->db, (size_t)8 << 20);
+        /* After the reply is out: give back what a big state made libpq and the heap keep (the
+         * many small blocks of a parsed document leave free pages behind that glibc only returns
+         * from the top of a heap). */
+        if (db_recycle_if_big(w->db, (size_t)8 << 20))
+            malloc_trim(0);
     }
     return NULL;
 }

@@ -27,22 +27,23 @@ Db *db_open(const char *conninfo)
     return db;
 }
 
-void db_recycle_if_big(Db *db, size_t limit)
+bool db_recycle_if_big(Db *db, size_t limit)
 {
     if (!db)
-        return;
+        return false;
     size_t moved = db->traffic;
     db->traffic = 0;
     if (moved <= limit || db->in_tx)
-        return;
+        return false;
     PGconn *fresh = PQconnectdb(db->conninfo);
     if (PQstatus(fresh) != CONNECTION_OK) {
         PQfinish(fresh); /* keep the old one: memory is a lesser evil than no connection */
-        return;
+        return true;
     }
     PQfinish(db->conn);
     db->conn = fresh;
     db->nprepared = 0;
+    return true;
 }
 
 /* Count what a statement moved (parameters and result). */
@@ -133,12 +134,18 @@ static PGresult *exec_params(Db *db, bool hot, const char *sql, int nparams, con
 
 PGresult *db_exec(Db *db, const char *sql, int nparams, const DbParam *params, bool binary_result)
 {
-    return exec_params(db, false, sql, nparams, params, binary_result);
+    double t0 = mono_ms();
+    PGresult *r = exec_params(db, false, sql, nparams, params, binary_result);
+    db->wait_ms += mono_ms() - t0;
+    return r;
 }
 
 PGresult *db_exec_hot(Db *db, const char *sql, int nparams, const DbParam *params, bool binary_result)
 {
-    return exec_params(db, true, sql, nparams, params, binary_result);
+    double t0 = mono_ms();
+    PGresult *r = exec_params(db, true, sql, nparams, params, binary_result);
+    db->wait_ms += mono_ms() - t0;
+    return r;
 }
 
 static PGresult *exec_params(Db *db, bool hot, const char *sql, int nparams, const DbParam *params,
@@ -185,7 +192,17 @@ static PGresult *exec_params(Db *db, bool hot, const char *sql, int nparams, con
     return NULL;
 }
 
+static bool copy_rows(Db *db, const char *copy_sql, const Buf *stream);
+
 bool db_copy(Db *db, const char *copy_sql, const Buf *stream)
+{
+    double t0 = mono_ms();
+    bool ok = copy_rows(db, copy_sql, stream);
+    db->wait_ms += mono_ms() - t0;
+    return ok;
+}
+
+static bool copy_rows(Db *db, const char *copy_sql, const Buf *stream)
 {
     last_sqlstate[0] = '\0';
     db->traffic += stream->len;

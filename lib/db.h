@@ -18,6 +18,7 @@ typedef struct Db {
     const char *prepared[DB_MAX_PREPARED]; /* statements prepared on this connection (db_exec_hot) */
     int nprepared;
     size_t traffic; /* bytes sent and received since db_recycle_if_big last looked */
+    double wait_ms; /* time spent in statements (waiting for PostgreSQL), summed; the caller resets */
 } Db;
 
 /* A parameter: text (len < 0, NUL-terminated, may be NULL for SQL NULL) or binary bytes. */
@@ -36,8 +37,8 @@ void db_close(Db *db);
 bool db_ensure(Db *db);
 /* libpq keeps its buffers as large as the largest message a connection ever carried: after more
  * than limit bytes went through (a state of many megabytes), open a fresh connection so the worker
- * gives that memory back. Resets the count. */
-void db_recycle_if_big(Db *db, size_t limit);
+ * gives that memory back. Resets the count; true when the limit was passed. */
+bool db_recycle_if_big(Db *db, size_t limit);
 
 /* Run one statement. Returns a new PGresult (PGRES_COMMAND_OK or PGRES_TUPLES_OK) or NULL after
  * logging the error. binary_result asks for binary columns (for bytea). */

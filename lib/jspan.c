@@ -450,7 +450,10 @@ bool jspan_lean(JspanLean *l, const char *s, size_t len)
 
 bool jspan_unlean(const JspanLean *l, const char *s, size_t len, Buf *out)
 {
-    size_t tlen = strlen(l->tag);
+    size_t tlen = strlen(l->tag), total = len;
+    for (size_t i = 0; i < l->nraw; i++)
+        total += l->raw[i].len;
+    buf_reserve(out, total); /* one allocation the size of the whole document */
     const char *p = s, *q = s, *end = s + len;
     while ((q = memchr(q, '"', (size_t)(end - q))) != NULL) {
         const char *d = q + 1 + tlen;

@@ -80,9 +80,10 @@ void buf_reserve(Buf *b, size_t extra)
     size_t need = b->len + extra + 1;
     if (need <= b->cap)
         return;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < need)
-        cap *= 2;
+    /* Double (amortised appends), but a single big reservation gets exactly what it asks for. */
+    size_t cap = b->cap ? b->cap * 2 : 256;
+    if (cap < need)
+        cap = need;
     b->data = xrealloc(b->data, cap);
     b->cap = cap;
 }

@@ -36,7 +36,7 @@ MODES = {
     "delta": {"PULUMI_DISABLE_JOURNALING": "true"},
     "full": {"PULUMI_DISABLE_JOURNALING": "true", "PULUMI_OPTIMIZED_CHECKPOINT_PATCH": "false"},
 }
-LOG_LINE = re.compile(r"\] (\w+) (\S+) -> (\d+) \(([\d.]+) ms\)")
+LOG_LINE = re.compile(r"\] (\w+) (\S+) -> (\d+) \(([\d.]+) ms(?:, db ([\d.]+) ms)?\)")
 
 
 def program(n, extra=0):
@@ -133,21 +133,24 @@ def scenario(runner, stack, n, server=None):
         times[step], _ = runner.run(*args)
         if server:
             per_route = {}
-            for _, path, _, ms in log_lines(server, log0):
-                c = per_route.setdefault(route_of(path), [0, 0.0])
+            for _, path, _, ms, db_ms in log_lines(server, log0):
+                c = per_route.setdefault(route_of(path), [0, 0.0, 0.0])
                 c[0] += 1
                 c[1] += ms
+                c[2] += db_ms
             extra["steps"][step] = {
                 "wall_s": times[step],
                 "worker_cpu_s": proc_cpu(workers) - cpu0[0],
                 "postgres_cpu_s": proc_cpu(pg_pids) - cpu0[1],
                 "worker_request_s": sum(v[1] for v in per_route.values()) / 1000.0,
+                "worker_db_wait_s": sum(v[2] for v in per_route.values()) / 1000.0,
                 "peak_worker_rss_kb": max([rss_kb(p, "VmHWM") for p in workers] or [0]),
-                "routes": {k: {"calls": v[0], "total_ms": round(v[1], 2)} for k, v in per_route.items()},
+                "routes": {k: {"calls": v[0], "total_ms": round(v[1], 2), "db_ms": round(v[2], 2)}
+                           for k, v in per_route.items()},
             }
     if server:
         c = extra["steps"]["create"]
-        for k in ("worker_cpu_s", "postgres_cpu_s", "worker_request_s", "peak_worker_rss_kb"):
+        for k in ("worker_cpu_s", "postgres_cpu_s", "worker_request_s", "worker_db_wait_s", "peak_worker_rss_kb"):
             extra[k] = c[k]
     return times, extra
 
@@ -171,7 +174,7 @@ def log_lines(server, offset=0):
         for line in f:
             m = LOG_LINE.search(line)
             if m:
-                yield m.group(1), m.group(2), int(m.group(3)), float(m.group(4))
+                yield m.group(1), m.group(2), int(m.group(3)), float(m.group(4)), float(m.group(5) or 0)
 
 
 def route_of(path):
@@ -283,13 +286,13 @@ def main():
                     row.update(backend=b, n=n)
                     server_rows.append(row)
         routes = {}
-        for _, path, status, ms in log_lines(server):
+        for _, path, status, ms, _ in log_lines(server):
             routes.setdefault(route_of(path), []).append(ms)
         floors = {}
         for label, size in (("100x800B", 800), ("100x16KB", 16384)):
             off = log_size(server)
             loadgen.batch_series(server, size)
-            ms = [m for _, path, _, m in log_lines(server, off) if path.endswith("/journalentries")]
+            ms = [m for _, path, _, m, _ in log_lines(server, off) if path.endswith("/journalentries")]
             pgf = pg_floor(cluster.pg, 100, size)
             floors[label] = {"postgres_ms": pgf["client"], "postgres_rows_inside_ms": pgf["server"],
                              "server_p50_ms": percentile(ms, 50),
@@ -334,12 +337,18 @@ def write_reports(out, results, server_rows, routes, floors, idle_rss, load, bac
                     ratio.append("%.3f× diy" % (m / diy))
                 cells.append("%.2f (%.2f–%.2f)%s" % (m, min(v), max(v), (" " + ", ".join(ratio)) if ratio else ""))
             md.append("| %d | %s | %s |" % (n, s, " | ".join(cells)))
-    md += ["", "## Server side", "", "| mode | n | worker CPU s | PostgreSQL CPU s | workers' request time s | "
-           "share of CLI wall | peak worker RSS MB |", "|---|---|---|---|---|---|---|"]
+    md += ["", "## Server side", "",
+           "The create step. Request time: the workers' summed handling time (wall clock, from reading the "
+           "request to the reply), of it the time waiting for PostgreSQL, and the rest, the workers' own.", "",
+           "| mode | n | worker CPU s | PostgreSQL CPU s | workers' request time s (share of CLI wall) | "
+           "of it waiting for PostgreSQL s | workers' own s (share) | peak worker RSS MB |",
+           "|---|---|---|---|---|---|---|---|"]
     for r in server_rows:
-        md.append("| %s | %d | %.2f | %.2f | %.2f | %.1f%% | %.1f |" % (
+        own = r["worker_request_s"] - r.get("worker_db_wait_s", 0.0)
+        md.append("| %s | %d | %.2f | %.2f | %.2f (%.1f%%) | %.2f | %.2f (%.1f%%) | %.1f |" % (
             r["backend"], r["n"], r["worker_cpu_s"], r["postgres_cpu_s"], r["worker_request_s"],
-            100.0 * r["worker_request_s"] / r["create_s"], r["peak_worker_rss_kb"] / 1024.0))
+            100.0 * r["worker_request_s"] / r["create_s"], r.get("worker_db_wait_s", 0.0), own,
+            100.0 * own / r["create_s"], r["peak_worker_rss_kb"] / 1024.0))
     md += ["", "Idle worker RSS: %.1f MB." % (idle_rss / 1024.0), "", "| route | calls | p50 ms | p99 ms |",
            "|---|---|---|---|"]
     for route in ("journalentries", "checkpointdelta", "checkpointverbatim", "checkpoint", "export", "events"):
