@@ -127,6 +127,18 @@ void api_get_events(Ctx *c)
     }
     int n = PQntuples(r);
     int shown = n > EVENTS_PAGE ? EVENTS_PAGE : n;
+    if (!done) {
+        /* The CLI numbers events 0, 1, 2, .. but sends batches concurrently: while the update runs,
+         * answer only up to the first gap, so a reader's continuation never skips a batch that is
+         * still on its way. Once the update has ended, gaps are final and everything is shown. */
+        long long next = after + 1;
+        for (int i = 0; i < shown; i++, next++)
+            if (strtoll(PQgetvalue(r, i, 0), NULL, 10) != next) {
+                shown = i;
+                n = i; /* not the end: the continuation stays open */
+                break;
+            }
+    }
     Buf out;
     buf_init(&out);
     buf_puts(&out, "{\"events\":[");

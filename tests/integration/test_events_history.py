@@ -62,6 +62,28 @@ def test_events_sorted_and_deduplicated(api, server):
     assert tok is None
 
 
+def test_a_reader_never_skips_a_late_batch(api):
+    """Batches travel concurrently: while the update runs a reader gets events only up to the first
+    gap, so its continuation picks up the late batch when it lands; after the update, gaps are final."""
+    st = api.new_stack()
+    upd = api.begin(st)
+    assert_ok(api.events(upd, [ev(0), ev(1), ev(2)]))
+    assert_ok(api.events(upd, [ev(6), ev(7)]))
+    r = assert_ok(api.get(upd.path + "/events"))
+    assert [e["sequence"] for e in r["events"]] == [0, 1, 2] and r["continuationToken"] == "2"
+    r = assert_ok(api.get(upd.path + "/events?continuationToken=2"))
+    assert r["events"] == [] and r["continuationToken"] == "2"
+    assert_ok(api.events(upd, [ev(3), ev(4), ev(5)]))
+    r = assert_ok(api.get(upd.path + "/events?continuationToken=2"))
+    assert [e["sequence"] for e in r["events"]] == [3, 4, 5, 6, 7] and r["continuationToken"] == "7"
+    assert_ok(api.events(upd, [ev(9)]))  # 8 never comes (the CLI gave up on it)
+    r = assert_ok(api.get(upd.path + "/events?continuationToken=7"))
+    assert r["events"] == [] and r["continuationToken"] == "7"
+    assert_ok(api.complete(upd))
+    r = assert_ok(api.get(upd.path + "/events?continuationToken=7"))
+    assert [e["sequence"] for e in r["events"]] == [9] and r["continuationToken"] is None
+
+
 def test_events_of_a_preview(api):
     st = api.new_stack()
     upd = api.begin(st, "preview")
