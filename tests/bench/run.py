@@ -33,6 +33,7 @@ MODES = {
     # The same, with the CLI flushing journal batches every 5 ms instead of 50 ms: shows how much of
     # the journal-mode time is the CLI's own batching timer, not the server.
     "journal-5ms": {"PULUMI_JOURNALING_BATCH_PERIOD": "5"},
+    "journal-1ms": {"PULUMI_JOURNALING_BATCH_PERIOD": "1"},
     "delta": {"PULUMI_DISABLE_JOURNALING": "true"},
     "full": {"PULUMI_DISABLE_JOURNALING": "true", "PULUMI_OPTIMIZED_CHECKPOINT_PATCH": "false"},
 }
@@ -64,16 +65,25 @@ class Runner(Cli):
         write_program(self, text)
 
 
-def proc_cpu(pids):
+def proc_cpu(pids, reaped=False):
+    """CPU seconds of pids; with reaped, also of their children that have exited and been waited for
+    (PostgreSQL's backends come and go: the postmaster's cutime keeps what the gone ones used)."""
     total = 0.0
     tick = os.sysconf("SC_CLK_TCK")
     for pid in pids:
         try:
             fields = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
             total += (int(fields[11]) + int(fields[12])) / tick
+            if reaped:
+                total += (int(fields[13]) + int(fields[14])) / tick
         except (OSError, IndexError):
             pass
     return total
+
+
+def postgres_cpu():
+    """All of PostgreSQL's processes at this moment, and those that have exited."""
+    return proc_cpu(children(None, "postgres"), reaped=True)
 
 
 def rss_kb(pid, key):
@@ -118,7 +128,6 @@ def scenario(runner, stack, n, server=None):
     runner.write(program(n))
     runner.run("stack", "init", stack)
     workers = children(server.proc.pid, "pulumi-state-fc") if server else []
-    pg_pids = children(None, "postgres") if server else []
     for step in STEPS:
         if step == "add2":
             runner.write(program(n, extra=2))
@@ -128,7 +137,7 @@ def scenario(runner, stack, n, server=None):
                 "destroy": ("destroy", "--yes", "--skip-preview")}[step]
         if server:
             reset_peak(workers)
-            cpu0 = (proc_cpu(workers), proc_cpu(pg_pids))
+            cpu0 = (proc_cpu(workers), postgres_cpu())
             log0 = log_size(server)
         times[step], _ = runner.run(*args)
         if server:
@@ -141,7 +150,7 @@ def scenario(runner, stack, n, server=None):
             extra["steps"][step] = {
                 "wall_s": times[step],
                 "worker_cpu_s": proc_cpu(workers) - cpu0[0],
-                "postgres_cpu_s": proc_cpu(pg_pids) - cpu0[1],
+                "postgres_cpu_s": postgres_cpu() - cpu0[1],
                 "worker_request_s": sum(v[1] for v in per_route.values()) / 1000.0,
                 "worker_db_wait_s": sum(v[2] for v in per_route.values()) / 1000.0,
                 "peak_worker_rss_kb": max([rss_kb(p, "VmHWM") for p in workers] or [0]),
@@ -228,7 +237,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="10,200,600")
     ap.add_argument("--repeats", type=int, default=1)
-    ap.add_argument("--backends", default="journal,journal-5ms,delta,full,diy,floor")
+    ap.add_argument("--backends", default="journal,journal-5ms,journal-1ms,delta,full,diy,floor")
     ap.add_argument("--extra", action="append", default=[], help="NAME=URL,TOKEN of another Cloud-protocol backend")
     ap.add_argument("--out", default=os.path.join(harness.ROOT, "build", "bench"))
     ap.add_argument("--quick", action="store_true", help="sizes 10,200; no load test")
@@ -349,6 +358,7 @@ def write_reports(out, results, server_rows, routes, floors, idle_rss, load, bac
             r["backend"], r["n"], r["worker_cpu_s"], r["postgres_cpu_s"], r["worker_request_s"],
             100.0 * r["worker_request_s"] / r["create_s"], r.get("worker_db_wait_s", 0.0), own,
             100.0 * own / r["create_s"], r["peak_worker_rss_kb"] / 1024.0))
+    md += critical_path(server_rows)
     md += ["", "Idle worker RSS: %.1f MB." % (idle_rss / 1024.0), "", "| route | calls | p50 ms | p99 ms |",
            "|---|---|---|---|"]
     for route in ("journalentries", "checkpointdelta", "checkpointverbatim", "checkpoint", "export", "events"):
@@ -380,6 +390,40 @@ def write_reports(out, results, server_rows, routes, floors, idle_rss, load, bac
                    "pg_floor_ms": floors, "idle_rss_kb": idle_rss, "load": load}, f, indent=1)
     chart(out, results, backends)
     print("\n".join(md))
+
+
+def critical_path(server_rows):
+    """Where the journal modes' create and destroy spend the server's time: the CLI sends journal
+    batches one after another and waits for each (its steps wait for their entries), reads the whole
+    state (export) before it starts, and waits for complete; events go out three at a time beside."""
+    rows = [r for r in server_rows if r["backend"].startswith("journal")]
+    if not rows:
+        return []
+    top = max(r["n"] for r in rows)
+    md = ["", "The journal modes at %d resources, per step: the server's time on the CLI's sequential path "
+          "(ms; calls in brackets)." % top, "",
+          "| mode | step | CLI wall s | journalentries | complete | export (state reads) | start, stack, other | "
+          "sum on the path (share of wall) | events (beside, 3 at a time) |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if r["n"] != top:
+            continue
+        for step in ("create", "destroy"):
+            st = r["steps"].get(step)
+            if not st:
+                continue
+            routes = st["routes"]
+
+            def get(name):
+                v = routes.get(name, {"calls": 0, "total_ms": 0.0})
+                return v["calls"], v["total_ms"]
+            j, c, e, ev = get("journalentries"), get("complete"), get("export"), get("batch")
+            other = sum(v["total_ms"] for k, v in routes.items()
+                        if k not in ("journalentries", "complete", "export", "batch"))
+            path = j[1] + c[1] + e[1] + other
+            md.append("| %s | %s | %.2f | %.0f (%d) | %.0f | %.1f (%d) | %.1f | %.0f (%.1f%%) | %.0f (%d) |" % (
+                r["backend"], step, st["wall_s"], j[1], j[0], c[1], e[1], e[0], other, path,
+                100.0 * path / 1000.0 / st["wall_s"], ev[1], ev[0]))
+    return md
 
 
 def chart(out, results, backends):
