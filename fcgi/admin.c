@@ -97,9 +97,11 @@ static const char *opt(int argc, char **argv, int from, const char *name)
 /* "30d", "12h", "90m", "600s" or plain seconds -> seconds; -1 if malformed. */
 static long long parse_duration(const char *s)
 {
-    char *end;
-    long long n = strtoll(s, &end, 10);
-    if (end == s || n <= 0)
+    size_t digits = strspn(s, "0123456789");
+    const char *end = s + digits;
+    long long n = 0;
+    /* At most 100 years, whatever the unit. */
+    if (!parse_int64(s, (long)digits, 1, 100LL * 366 * 86400, &n))
         return -1;
     long long mul = 1;
     if (*end == 'd')
@@ -113,6 +115,8 @@ static long long parse_duration(const char *s)
     else
         return -1;
     if (*end && end[1])
+        return -1;
+    if (n > 100LL * 366 * 86400 / mul)
         return -1;
     return n * mul;
 }

@@ -4,6 +4,7 @@
 
 #include "api.h"
 #include "delta.h"
+#include "journal.h"
 #include "jspan.h"
 #include "stack.h"
 
@@ -48,18 +49,6 @@ static void store_checkpoint(Ctx *c, const char *mode, long long seq, const char
         return;
     }
     reply_ok(c);
-}
-
-/* A state document's shape: an object with version 1..4 and deployment object or null. */
-static bool doc_valid(const char *doc, size_t len)
-{
-    size_t vs, ve, ds, de;
-    long long v;
-    if (!jspan_member(doc, len, "version", &vs, &ve) || !jspan_int(doc + vs, ve - vs, &v) || v < 1 || v > 4)
-        return false;
-    if (!jspan_member(doc, len, "deployment", &ds, &de))
-        return false;
-    return doc[ds] == '{' || jspan_is_null(doc + ds, de - ds);
 }
 
 void api_checkpoint(Ctx *c)
@@ -108,7 +97,7 @@ void api_checkpoint_verbatim(Ctx *c)
         return;
     }
     if (!jspan_member(b, n, "sequenceNumber", &ss, &se) || !jspan_int(b + ss, se - ss, &seq) || seq < 1 ||
-        !jspan_member(b, n, "untypedDeployment", &us, &ue) || b[us] != '{' || !doc_valid(b + us, ue - us)) {
+        !jspan_member(b, n, "untypedDeployment", &us, &ue) || b[us] != '{' || !state_doc_valid(b + us, ue - us)) {
         reply_error(c, 400, "Bad Request: a verbatim checkpoint needs sequenceNumber >= 1 and an untypedDeployment");
         return;
     }
@@ -179,7 +168,7 @@ void api_checkpoint_delta(Ctx *c)
             reply_error(c, 400, "Bad Request: invalid delta: %s", err);
         goto out;
     }
-    if (!jspan_validate(out, outlen) || !doc_valid(out, outlen)) {
+    if (!jspan_validate(out, outlen) || !state_doc_valid(out, outlen)) {
         db_rollback(c->db);
         reply_error(c, 400, "Bad Request: the delta does not produce a valid deployment");
     } else {
@@ -190,12 +179,9 @@ out:
     stack_free(s);
 }
 
-static bool entry_kind_valid(const char *e, size_t len, void *arg)
+static bool entry_valid(const char *e, size_t len, void *arg)
 {
-    size_t a, z;
-    long long kind;
-    (void)arg;
-    return jspan_member(e, len, "kind", &a, &z) && jspan_int(e + a, z - a, &kind) && kind >= 0 && kind <= 9;
+    return journal_entry_check(e, len, arg, 200);
 }
 
 void api_journal_entries(Ctx *c)
@@ -213,9 +199,10 @@ void api_journal_entries(Ctx *c)
         return;
     }
     JspanIds batch = {0};
-    long bad = jspan_collect_ids(b + es, ee - es, "sequenceID", 1, entry_kind_valid, NULL, &batch);
+    char why[200] = "sequenceID must be an integer >= 1";
+    long bad = jspan_collect_ids(b + es, ee - es, "sequenceID", 1, entry_valid, why, &batch);
     if (bad >= 0) {
-        reply_error(c, 400, "Bad Request: journal entry %ld needs sequenceID >= 1 and kind 0..9", bad);
+        reply_error(c, 400, "Bad Request: journal entry %ld cannot be replayed: %s", bad, why);
         goto out;
     }
     int stored = update_store_batch(c, true, &batch);

@@ -8,6 +8,7 @@
 #include "stack.h"
 
 #define EVENTS_PAGE 500
+#define EVENTS_MAX_SEQ 9223372036854775807LL
 
 /* The resourceChanges of a summary event, if this event is one. */
 static bool find_summary(const char *e, size_t len, void *arg)
@@ -20,6 +21,25 @@ static bool find_summary(const char *e, size_t len, void *arg)
         changes->len = rz - ra;
     }
     return true;
+}
+
+/* A summary's resourceChanges is stored as jsonb: an object of non-negative integer counts under
+ * plain keys (jsonb refuses \u0000; a count must be an integer the CLI can have sent). */
+static bool resource_changes_valid(const char *text, size_t len)
+{
+    json_t *o = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+    bool ok = json_is_object(o);
+    const char *k;
+    json_t *v;
+    if (ok)
+        json_object_foreach(o, k, v) {
+            if (!json_is_integer(v) || json_integer_value(v) < 0 || strlen(k) > 200) {
+                ok = false;
+                break;
+            }
+        }
+    json_decref(o);
+    return ok;
 }
 
 void api_post_events(Ctx *c)
@@ -42,6 +62,10 @@ void api_post_events(Ctx *c)
     long bad = jspan_collect_ids(b + es, ee - es, "sequence", 0, find_summary, &changes, &batch);
     if (bad >= 0) {
         reply_error(c, 400, "Bad Request: event %ld needs an integer sequence >= 0", bad);
+        goto out;
+    }
+    if (changes.p && !resource_changes_valid(changes.p, changes.len)) {
+        reply_error(c, 400, "Bad Request: summaryEvent.resourceChanges must map operation names to counts");
         goto out;
     }
     int stored = update_store_batch(c, false, &batch);
@@ -84,14 +108,12 @@ void api_get_events(Ctx *c)
     }
     char *tok = ctx_query(c, "continuationToken");
     long long after = -1;
-    if (tok && *tok) {
-        char *end;
-        after = strtoll(tok, &end, 10);
-        if (*end || after < -1) {
-            free(tok);
-            reply_error(c, 400, "Bad Request: invalid continuationToken");
-            return;
-        }
+    /* The token is the last sequence shown; the next one is after + 1, so the top value is one
+     * below the largest integer. */
+    if (tok && *tok && !parse_int64(tok, -1, -1, EVENTS_MAX_SEQ - 1, &after)) {
+        free(tok);
+        reply_error(c, 400, "Bad Request: invalid continuationToken");
+        return;
     }
     free(tok);
     Stack *s = stack_fetch(c);

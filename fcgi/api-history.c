@@ -20,15 +20,14 @@ static bool query_int(Ctx *c, const char *name, long def, long min, long max, lo
     *out = def;
     if (!v)
         return true;
-    char *end;
-    long n = strtol(v, &end, 10);
-    bool ok = *v && !*end && n >= min && n <= max;
+    long long n = 0;
+    bool ok = parse_int64(v, -1, min, max, &n);
     free(v);
     if (!ok) {
         reply_error(c, 400, "Bad Request: %s must be an integer between %ld and %ld", name, min, max);
         return false;
     }
-    *out = n;
+    *out = (long)n;
     return true;
 }
 

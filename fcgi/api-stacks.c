@@ -19,13 +19,19 @@ void api_project_exists(Ctx *c)
         return;
     }
     DbParam p[] = {DB_TEXT(c->captures[0]), DB_TEXT(c->captures[1])};
-    PGresult *r = db_exec(c->db, "SELECT 1 FROM extension_pulumi_state_stacks WHERE org = $1 AND project = $2 LIMIT 1",
-                          2, p, false);
+    /* A scoped token sees a project only through a stack of it inside its scope: out of scope
+     * answers as if the project did not exist. */
+    PGresult *r = c->scope ? db_exec(c->db, "SELECT name FROM extension_pulumi_state_stacks WHERE org = $1 AND "
+                                            "project = $2", 2, p, false)
+                           : db_exec(c->db, "SELECT name FROM extension_pulumi_state_stacks WHERE org = $1 AND "
+                                            "project = $2 LIMIT 1", 2, p, false);
     if (!r) {
         reply_internal(c);
         return;
     }
-    bool found = PQntuples(r) > 0;
+    bool found = false;
+    for (int i = 0; i < PQntuples(r) && !found; i++)
+        found = auth_scope_allows(c, c->captures[0], c->captures[1], PQgetvalue(r, i, 0));
     PQclear(r);
     if (found)
         reply_ok(c);
@@ -51,21 +57,27 @@ static bool tags_valid(Ctx *c, json_t *tags)
     return true;
 }
 
-/* A state document must be {"version":1..4, "deployment":{...} or null}. */
-static bool state_valid(json_t *st)
-{
-    json_t *v = json_object_get(st, "version");
-    json_t *d = json_object_get(st, "deployment");
-    return json_is_integer(v) && json_integer_value(v) >= 1 && json_integer_value(v) <= 4 &&
-           (json_is_object(d) || json_is_null(d));
-}
-
 void api_create_stack(Ctx *c)
 {
     const char *org = c->captures[0], *project = c->captures[1];
     if (!name_valid_org(org) || !name_valid_project(project)) {
         reply_error(c, 400, "Bad Request: invalid organization or project name");
         return;
+    }
+    /* The initial state, if any, is kept as the bytes sent (a tree would change its numbers); the
+     * rest of the body is parsed with the state replaced by null. */
+    const char *b = (const char *)c->body;
+    size_t ss = 0, se = 0;
+    bool has_state = b && jspan_validate(b, c->body_len) && jspan_member(b, c->body_len, "state", &ss, &se) &&
+                     !jspan_is_null(b + ss, se - ss);
+    if (has_state) {
+        Buf rest;
+        buf_init(&rest);
+        buf_append(&rest, b, ss);
+        buf_puts(&rest, "null");
+        buf_append(&rest, b + se, c->body_len - se);
+        c->json = json_loadb(rest.data, rest.len, JSON_REJECT_DUPLICATES, NULL);
+        buf_free(&rest);
     }
     json_t *body = ctx_json(c);
     if (!body)
@@ -83,8 +95,7 @@ void api_create_stack(Ctx *c)
     json_t *tags = json_object_get(body, "tags");
     if (tags && !json_is_null(tags) && !tags_valid(c, tags))
         return;
-    json_t *state = json_object_get(body, "state");
-    if (state && !json_is_null(state) && !state_valid(state)) {
+    if (has_state && (b[ss] != '{' || !state_doc_valid(b + ss, se - ss))) {
         reply_error(c, 400, "Bad Request: state must be an untyped deployment with version 1..4");
         return;
     }
@@ -114,11 +125,9 @@ void api_create_stack(Ctx *c)
             reply_internal(c);
         goto out;
     }
-    if (ok && state && json_is_object(state)) {
+    if (ok && has_state) {
         Stack *s = stack_load(c, org, project, name);
-        char *doc = json_dumps(state, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        ok = s && doc && stack_add_version(c, s, NULL, doc, strlen(doc));
-        free(doc);
+        ok = s && stack_add_version(c, s, NULL, b + ss, se - ss);
         stack_free(s);
     }
     if (!ok || !audit_commit(c)) {
@@ -269,7 +278,6 @@ void api_rename_stack(Ctx *c)
     if (!new_project || !*new_project)
         new_project = s->project;
     char *doc = NULL, *uid = NULL, *newdoc = NULL;
-    json_t *st = NULL;
     size_t len = 0;
     if (s->active_update[0]) {
         db_rollback(c->db);
@@ -297,16 +305,20 @@ void api_rename_stack(Ctx *c)
             db_rollback(c->db);
             goto out;
         }
-        st = json_loadb(doc, len, JSON_ALLOW_NUL, NULL);
-        json_t *dep = st ? json_object_get(st, "deployment") : NULL;
-        if (json_is_object(dep) && !urn_rename_deployment(dep, s->org, new_name, new_project)) {
+        Buf renamed;
+        buf_init(&renamed);
+        UrnResult ur = urn_rename_state(doc, len, s->name, s->project, s->org, new_name, new_project, &renamed);
+        if (ur != URN_OK) {
+            buf_free(&renamed);
             db_rollback(c->db);
-            reply_error(c, 409, "Conflict: the stack's state holds a malformed URN and cannot be renamed");
+            reply_error(c, 409, "Conflict: the stack's state holds a malformed %s and cannot be renamed",
+                        ur == URN_BAD_PROVIDER ? "provider reference" : "document");
             goto out;
         }
-        newdoc = st ? json_dumps(st, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-        uid = newdoc ? record_operation(c, s, "rename") : NULL;
-        if (!uid || !stack_add_version(c, s, uid, newdoc, strlen(newdoc)) || !finish_operation(c, s, uid)) {
+        size_t newlen = 0;
+        newdoc = buf_steal(&renamed, &newlen);
+        uid = record_operation(c, s, "rename");
+        if (!uid || !stack_add_version(c, s, uid, newdoc, newlen) || !finish_operation(c, s, uid)) {
             db_rollback(c->db);
             reply_internal(c);
             goto out;
@@ -321,7 +333,6 @@ out:
     free(doc);
     free(newdoc);
     free(uid);
-    json_decref(st);
     stack_free(s);
 }
 
@@ -383,7 +394,7 @@ void api_export(Ctx *c)
         PQclear(r);
         char *doc = NULL;
         size_t len = 0;
-        if (journaled && journal_materialize(c, s, s->active_update, base, &doc, &len) && doc) {
+        if (journaled && journal_materialize(c, s, s->active_update, base, true, &doc, &len, NULL, 0) == MAT_OK && doc) {
             reply_bytes(c, 200, doc, len, false);
             free(doc);
             stack_free(s);
@@ -397,9 +408,8 @@ void api_export(Ctx *c)
 void api_export_version(Ctx *c)
 {
     const char *v = c->captures[3];
-    char *end;
-    long version = strtol(v, &end, 10);
-    if (*end || version < 1 || version > 1000000000) {
+    long long version = 0;
+    if (!parse_int64(v, -1, 1, 1000000000, &version)) {
         reply_error(c, 400, "Bad Request: the version must be a positive integer");
         return;
     }
@@ -412,16 +422,14 @@ void api_export_version(Ctx *c)
 
 void api_import(Ctx *c)
 {
-    /* Not ctx_json: a state may hold NUL characters (\u0000), as checkpoints may. */
-    json_t *body = c->body_len ? json_loadb((const char *)c->body, c->body_len,
-                                            JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, NULL) : NULL;
-    if (!json_is_object(body)) {
-        json_decref(body);
+    /* Not a tree: the state is stored as the exact bytes received, numbers of any length, \u0000
+     * and all, as checkpoints are. */
+    const char *b = (const char *)c->body;
+    if (!b || !jspan_validate(b, c->body_len) || b[strspn(b, " \t\r\n")] != '{') {
         reply_error(c, 400, "Bad Request: the body must be a JSON object");
         return;
     }
-    c->json = body; /* freed with the request */
-    if (!state_valid(body)) {
+    if (!state_doc_valid(b, c->body_len)) {
         reply_error(c, 400, "Bad Request: the body must be an untyped deployment with version 1..4");
         return;
     }

@@ -1,4 +1,5 @@
 /* api-updates.c - the update lifecycle: create, start (lease), status, renew, complete, cancel. */
+#include <ctype.h>
 #include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,7 +60,7 @@ bool update_auth(Ctx *c, bool lock, Stack **out, UpdateInfo *info)
             reply_internal(c);
             goto fail;
         }
-        if (!update_finish(c, s, c->update_id, "failed", prior) || (own_tx && !db_commit(c->db))) {
+        if (!update_finish(c, s, c->update_id, "failed", prior, NULL, 0) || (own_tx && !db_commit(c->db))) {
             reply_internal(c);
             goto fail;
         }
@@ -227,6 +228,27 @@ int update_store_batch(Ctx *c, bool journal, const JspanIds *batch)
     return result;
 }
 
+/* The release in the CLI's User-Agent, "pulumi-cli/1 (v3.259.0; linux; cmd=up)": "v3.259.0". */
+static bool cli_version_of(const char *ua, char *out, size_t outlen)
+{
+    static const char prefix[] = "pulumi-cli/";
+    if (!ua || strncmp(ua, prefix, sizeof(prefix) - 1) != 0)
+        return false;
+    const char *open = strchr(ua, '(');
+    if (!open)
+        return false;
+    open++;
+    size_t n = strcspn(open, ";) ");
+    if (n == 0 || n >= outlen)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)open[i]) && !strchr(".-+_", open[i]))
+            return false;
+    memcpy(out, open, n);
+    out[n] = '\0';
+    return true;
+}
+
 void api_create_update(Ctx *c)
 {
     const char *kind = c->captures[3];
@@ -258,12 +280,15 @@ void api_create_update(Ctx *c)
     char *cfg = json_dumps(json_is_object(config) ? config : json_object(), JSON_COMPACT);
     char *meta = json_dumps(json_is_object(metadata) ? metadata : json_object(), JSON_COMPACT);
     char *opts = json_dumps(json_is_object(options) ? options : json_object(), JSON_COMPACT);
+    char cli_version[64];
+    bool have_version = cli_version_of(c->user_agent, cli_version, sizeof(cli_version));
     DbParam p[] = {DB_TEXT(s->id), DB_TEXT(kind), DB_TEXT(dry_run ? "true" : "false"), DB_TEXT(cfg), DB_TEXT(meta),
-                   DB_TEXT(opts), DB_TEXT(c->actor)};
+                   DB_TEXT(opts), DB_TEXT(c->actor), DB_TEXT(have_version ? cli_version : NULL)};
     PGresult *r = db_exec(c->db,
                           "INSERT INTO extension_pulumi_state_updates (stack_id, kind, dry_run, config, metadata, options, "
-                          "created_by) VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, $6::jsonb, $7) RETURNING id",
-                          7, p, false);
+                          "created_by, cli_version) VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, $6::jsonb, $7, $8) "
+                          "RETURNING id",
+                          8, p, false);
     if (!r)
         reply_internal(c);
     else
@@ -493,12 +518,17 @@ void api_complete_update(Ctx *c)
             reply_error(c, 409, "Conflict: the update is already %s", status_wire(info.status));
         goto out;
     }
-    if (!update_finish(c, s, c->update_id, status, prior) || !audit_commit(c)) {
+    char why[256];
+    if (!update_finish(c, s, c->update_id, status, prior, why, sizeof(why)) || !audit_commit(c)) {
         db_rollback(c->db);
         reply_internal(c);
         goto out;
     }
-    reply_ok(c);
+    if (why[0] && !strcmp(status, "succeeded"))
+        reply_error(c, 400, "Bad Request: the update's journal cannot be replayed (%s); the update ended as failed, "
+                    "keeping every resource its journal recorded", why);
+    else
+        reply_ok(c);
 out:
     stack_free(s);
 }
@@ -529,7 +559,7 @@ void api_cancel_update(Ctx *c)
             goto out;
         }
     }
-    if (!update_finish(c, s, uid, "cancelled", prior)) {
+    if (!update_finish(c, s, uid, "cancelled", prior, NULL, 0)) {
         db_rollback(c->db);
         reply_internal(c);
         goto out;

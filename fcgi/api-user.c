@@ -103,11 +103,12 @@ void api_list_stacks(Ctx *c)
     char *a_org = NULL, *a_proj = NULL, *a_name = NULL, *like = NULL;
     int limit = c->cfg->list_page_size;
     if (page) {
-        limit = atoi(page);
-        if (limit < 1 || limit > 1000) {
+        long long v = 0;
+        if (!parse_int64(page, -1, 1, 1000, &v)) {
             reply_error(c, 400, "Bad Request: pageSize must be between 1 and 1000");
             goto out;
         }
+        limit = (int)v;
     }
     if (project && *project && !name_valid_project(project)) {
         reply_error(c, 400, "Bad Request: invalid project name");

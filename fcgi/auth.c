@@ -126,9 +126,10 @@ static bool auth_user(Ctx *c)
     return true;
 }
 
-/* The update's id is the capture after org/project/stack; the token must be that update's. The
- * update row check (token hash, status, lease) happens in api-updates.c (update_auth), inside the
- * handler's transaction, so here we only check the header's form. */
+/* The update's id is the capture after org/project/stack; the token must be that update's (its
+ * current or previous lease token). This is checked here, before a byte of the body is read or
+ * inflated, so a made-up token costs one indexed lookup; the full check (status, lease, stack)
+ * happens in api-updates.c (update_auth / the batch statement), inside the handler's transaction. */
 static bool auth_update(Ctx *c)
 {
     const char *token = auth_value(c->auth, "update-token");
@@ -143,6 +144,25 @@ static bool auth_update(Ctx *c)
         reply_error(c, 404, "Not Found: unknown update");
         return false;
     }
+    char *hash = auth_token_hash(token);
+    DbParam p[] = {DB_TEXT(c->captures[4]), DB_TEXT(hash)};
+    PGresult *r = db_exec_hot(c->db,
+                              "SELECT coalesce($2 IN (token_hash, prev_token_hash), false) FROM "
+                              "extension_pulumi_state_updates WHERE id = $1",
+                              2, p, false);
+    free(hash);
+    bool ok = false;
+    if (!r)
+        reply_internal(c);
+    else if (PQntuples(r) != 1)
+        reply_error(c, 404, "Not Found: update '%s' not found on this stack", c->captures[4]);
+    else if (PQgetvalue(r, 0, 0)[0] != 't')
+        reply_error(c, 403, "Forbidden: the update token is not valid for this update");
+    else
+        ok = true;
+    PQclear(r);
+    if (!ok)
+        return false;
     c->update_id = xstrdup(c->captures[4]);
     c->actor = xstrdup("update-token");
     c->role = ROLE_WRITE;

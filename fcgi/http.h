@@ -34,6 +34,7 @@ typedef struct Ctx {
     char *path;                 /* raw path after the base path, before decoding */
     char *query;                /* raw query string, or "" */
     char *auth;                 /* Authorization header, or NULL */
+    char *user_agent;           /* User-Agent header, or NULL */
     bool accepts_gzip;
     char *client_addr;
     char request_id[33];

@@ -24,6 +24,7 @@
 #include "autoconfig.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
@@ -85,8 +86,8 @@ static char *client_address(const Config *cfg, FCGX_Request *r)
 static bool read_body(Ctx *c, FCGX_Request *r)
 {
     const char *cl = param(r, "CONTENT_LENGTH");
-    long long n = cl && *cl ? strtoll(cl, NULL, 10) : 0;
-    if (n < 0) {
+    long long n = 0;
+    if (cl && *cl && !parse_int64(cl, -1, 0, LLONG_MAX, &n)) {
         reply_error(c, 400, "Bad Request: invalid Content-Length");
         return false;
     }
@@ -181,14 +182,16 @@ static void dispatch(Ctx *c, FCGX_Request *r)
     for (int i = 0; i < c->ncaptures; i++)
         c->captures[i] = xstrdup(c->captures[i]);
     router_free_segs(segs, nsegs);
-    if (!auth_request(c))
-        return;
-    if (!read_body(c, r))
-        return;
     if (!db_ensure(c->db)) {
         reply_error(c, 503, "Service Unavailable: the database is unreachable (request id %s)", c->request_id);
         return;
     }
+    /* Who is calling is known before a byte of the body is read or inflated: a refused request
+     * costs its headers and one indexed lookup, whatever its body. */
+    if (!auth_request(c))
+        return;
+    if (!read_body(c, r))
+        return;
     c->route->handler(c);
     if (c->db->in_tx) {
         log_error("[%s] handler for %s %s left a transaction open; rolled back", c->request_id, c->method,
@@ -202,6 +205,7 @@ static void ctx_free(Ctx *c)
     free(c->path);
     free(c->query);
     free(c->auth);
+    free(c->user_agent);
     free(c->client_addr);
     free(c->body);
     json_decref(c->json);
@@ -218,6 +222,7 @@ static void serve(Worker *w, FCGX_Request *r)
 {
     double t0 = mono_ms();
     w->db->wait_ms = 0;
+    w->db->lost = false;
     Ctx c;
     memset(&c, 0, sizeof(c));
     c.w = w;
@@ -229,20 +234,30 @@ static void serve(Worker *w, FCGX_Request *r)
     hex_encode(rid, sizeof(rid), c.request_id);
     const char *a = param(r, "HTTP_AUTHORIZATION");
     c.auth = a ? xstrdup(a) : NULL;
+    const char *ua = param(r, "HTTP_USER_AGENT");
+    c.user_agent = ua ? xstrndup(ua, 300) : NULL;
     const char *ae = param(r, "HTTP_ACCEPT_ENCODING");
     c.accepts_gzip = ae && strstr(ae, "gzip");
     c.client_addr = client_address(w->cfg, r);
     dispatch(&c, r);
     if (!c.status)
         reply_internal(&c);
+    if (c.status >= 500 && w->db->lost) {
+        /* The database went away during the request (and came back too late, or not at all): what
+         * the request did was rolled back, so the client may simply send it again. */
+        log_warn("[%s] the database connection was lost during the request; answering 503", c.request_id);
+        reply_error(&c, 503, "Service Unavailable: the database connection was lost; retry the request "
+                             "(request id %s)", c.request_id);
+    }
     audit_after(&c);
 
     /* libfcgi's own printf lacks %zu: format the head here. */
     char head[512];
     int hl = snprintf(head, sizeof(head),
-                      "Status: %d\r\nContent-Type: %s\r\nX-Pulumi-Request-ID: %s\r\n%sContent-Length: %zu\r\n\r\n",
+                      "Status: %d\r\nContent-Type: %s\r\nX-Pulumi-Request-ID: %s\r\n%s%sContent-Length: %zu\r\n\r\n",
                       c.status, c.content_type ? c.content_type : "application/json", c.request_id,
-                      c.reply_gzip ? "Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n" : "", c.out.len);
+                      c.reply_gzip ? "Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n" : "",
+                      c.status == 503 ? "Retry-After: 1\r\n" : "", c.out.len);
     FCGX_PutStr(head, hl, r->out);
     if (strcmp(c.method, "HEAD") != 0 && c.out.len)
         FCGX_PutStr(c.out.data, (int)c.out.len, r->out);

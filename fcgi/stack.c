@@ -95,7 +95,7 @@ static bool reap(Ctx *c, Stack *s)
     snprintf(uid, sizeof(uid), "%s", s->active_update);
     log_info("[%s] lease of update %s on %s/%s/%s expired; marking it failed", c->request_id, uid, s->org,
              s->project, s->name);
-    return update_finish(c, s, uid, "failed", prior);
+    return update_finish(c, s, uid, "failed", prior, NULL, 0);
 }
 
 Stack *stack_fetch_locked(Ctx *c)
@@ -218,6 +218,17 @@ bool stack_state(Ctx *c, const Stack *s, int version, char **doc, size_t *len)
     return true;
 }
 
+bool state_doc_valid(const char *doc, size_t len)
+{
+    size_t vs, ve, ds, de;
+    long long v;
+    if (!jspan_member(doc, len, "version", &vs, &ve) || !jspan_int(doc + vs, ve - vs, &v) || v < 1 || v > 4)
+        return false;
+    if (!jspan_member(doc, len, "deployment", &ds, &de))
+        return false;
+    return doc[ds] == '{' || jspan_is_null(doc + ds, de - ds);
+}
+
 long state_resource_count(const char *doc, size_t len)
 {
     size_t ds, de, rs, re;
@@ -277,23 +288,34 @@ static json_t *load_lean(JspanLean *l, const char *text, size_t len)
     return json_loadb(l->out->data, l->out->len, JSON_ALLOW_NUL, NULL);
 }
 
-bool journal_materialize(Ctx *c, const Stack *s, const char *update_id, int base_version, char **doc,
-                         size_t *len)
+MatResult journal_materialize(Ctx *c, const Stack *s, const char *update_id, int base_version, bool lenient,
+                              char **doc, size_t *len, char *why, size_t whylen)
 {
     *doc = NULL;
+    if (whylen)
+        why[0] = '\0';
     double t0 = mono_ms(), t1 = 0, t2 = 0, t3 = 0;
     DbParam p[] = {DB_TEXT(update_id)};
-    PGresult *r = db_exec(c->db,
-                          "SELECT entry FROM extension_pulumi_state_journal WHERE update_id = $1 ORDER BY sequence_id",
-                          1, p, true);
+    /* The CLI release that ran the update stamps the manifest, as the CLI's own replay does. */
+    PGresult *r = db_exec(c->db, "SELECT coalesce(cli_version, '') FROM extension_pulumi_state_updates WHERE id = $1",
+                          1, p, false);
     if (!r)
-        return false;
+        return MAT_DB_ERROR;
+    char version[64];
+    snprintf(version, sizeof(version), "%s", PQntuples(r) == 1 && *PQgetvalue(r, 0, 0) ? PQgetvalue(r, 0, 0)
+                                                                                         : "v" PACKAGE_VERSION);
+    PQclear(r);
+    r = db_exec(c->db, "SELECT entry FROM extension_pulumi_state_journal WHERE update_id = $1 ORDER BY sequence_id",
+                1, p, true);
+    if (!r)
+        return MAT_DB_ERROR;
     int n = PQntuples(r);
     if (n == 0) {
         PQclear(r);
-        return true;
+        return MAT_OK;
     }
-    bool ok = false;
+    MatResult result = MAT_DB_ERROR;
+    size_t unparsed = 0, skipped = 0;
     t1 = mono_ms();
     unsigned char nonce[16];
     char tag[48] = "psraw-";
@@ -314,10 +336,16 @@ bool journal_materialize(Ctx *c, const Stack *s, const char *update_id, int base
     for (int i = 0; i < n; i++) {
         json_t *e = load_lean(&lean, PQgetvalue(r, i, 0), (size_t)PQgetlength(r, i, 0));
         if (!e) {
-            log_error("[%s] journal entry %d of update %s does not parse", c->request_id, i, update_id);
-            goto fail;
+            if (!unparsed++ && whylen)
+                snprintf(why, whylen, "journal entry %d cannot be read", i);
+            log_warn("[%s] journal entry %d of update %s does not parse", c->request_id, i, update_id);
+            continue;
         }
         json_array_append_new(entries, e);
+    }
+    if (unparsed && !lenient) {
+        result = MAT_INVALID;
+        goto fail;
     }
     if (!stack_state(c, s, base_version, &basedoc, &baselen))
         goto fail;
@@ -330,9 +358,16 @@ bool journal_materialize(Ctx *c, const Stack *s, const char *update_id, int base
     t2 = mono_ms();
     char err[256] = "";
     json_t *dep = json_object_get(base, "deployment");
-    out = journal_replay(json_is_object(dep) ? dep : NULL, entries, "v" PACKAGE_VERSION, err, sizeof(err));
+    out = journal_replay(json_is_object(dep) ? dep : NULL, entries, version, lenient ? JOURNAL_LENIENT : 0, &skipped,
+                         err, sizeof(err));
+    if (!out || skipped) {
+        log_warn("[%s] journal replay of update %s: %s%s", c->request_id, update_id, err,
+                 out ? " (skipped, keeping the rest)" : "");
+        if (whylen && !why[0])
+            snprintf(why, whylen, "%s", err);
+    }
     if (!out) {
-        log_error("[%s] journal replay of update %s failed: %s", c->request_id, update_id, err);
+        result = MAT_INVALID;
         goto fail;
     }
     t3 = mono_ms();
@@ -342,7 +377,7 @@ bool journal_materialize(Ctx *c, const Stack *s, const char *update_id, int base
         goto fail;
     }
     *doc = buf_steal(&outbuf, len);
-    ok = true;
+    result = MAT_OK;
     log_debug("[%s] replayed %d journal entries of update %s: fetch %.1f ms, parse %.1f ms, replay %.1f ms, "
               "dump %.1f ms (%zu bytes, %zu values set aside)", c->request_id, n, update_id, t1 - t0, t2 - t1,
               t3 - t2, mono_ms() - t3, *len, lean.nraw);
@@ -356,11 +391,14 @@ fail:
     free(lean.raw);
     buf_free(&scratch);
     buf_free(&outbuf);
-    return ok;
+    return result;
 }
 
-bool update_finish(Ctx *c, Stack *s, const char *update_id, const char *status, char prior[16])
+bool update_finish(Ctx *c, Stack *s, const char *update_id, const char *status, char prior[16], char *why,
+                   size_t whylen)
 {
+    if (whylen)
+        why[0] = '\0';
     DbParam p[] = {DB_TEXT(update_id), DB_TEXT(s->id)};
     PGresult *r = db_exec(c->db,
                           "SELECT status, dry_run, coalesce(base_version, 0) FROM extension_pulumi_state_updates "
@@ -394,14 +432,24 @@ bool update_finish(Ctx *c, Stack *s, const char *update_id, const char *status, 
             doc = xstrndup(PQgetvalue(r, 0, 0), len);
         }
         PQclear(r);
-        if (!doc && !journal_materialize(c, s, update_id, base_version, &doc, &len)) {
-            /* A journal that cannot be replayed must not wedge the stack: an update that failed, was
-             * cancelled or is reaped keeps the base state (a database error fails again below). */
-            if (!strcmp(status, "succeeded"))
-                goto out;
+        /* A journal that cannot be replayed must not wedge the stack. A success must replay whole;
+         * when it does not, the update ends failed instead, keeping whatever the journal recorded (a
+         * lenient replay skips what cannot be applied), and the caller says why. An update that
+         * failed, was cancelled or is reaped keeps what its journal recorded likewise. */
+        bool strict = !strcmp(status, "succeeded");
+        MatResult m = doc ? MAT_OK
+                          : journal_materialize(c, s, update_id, base_version, !strict, &doc, &len, why, whylen);
+        if (m == MAT_INVALID && strict) {
+            status = "failed";
+            m = journal_materialize(c, s, update_id, base_version, true, &doc, &len, NULL, 0);
+            if (whylen && !why[0])
+                snprintf(why, whylen, "the journal cannot be replayed");
+        }
+        if (m == MAT_DB_ERROR)
+            goto out;
+        if (m == MAT_INVALID)
             log_warn("[%s] update %s ends %s with its base state: its journal cannot be replayed", c->request_id,
                      update_id, status);
-        }
         if (!doc && !stack_state(c, s, s->version, &doc, &len))
             goto out;
         double t0 = mono_ms();

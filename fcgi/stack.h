@@ -40,19 +40,28 @@ bool stack_state(Ctx *c, const Stack *s, int version, char **doc, size_t *len);
 char *stack_empty_state(size_t *len);
 /* Store doc as version s->version+1 (transaction open, lock held); updates s. */
 bool stack_add_version(Ctx *c, Stack *s, const char *update_id, const char *doc, size_t len);
+/* A state document's shape (already validated JSON): an object with version 1..4 and a
+ * deployment object or null. */
+bool state_doc_valid(const char *doc, size_t len);
 /* Count deployment.resources in a state document (0 when absent, -1 when malformed). */
 long state_resource_count(const char *doc, size_t len);
 
 /* Rebuild the state of a journaled update from its base version and its entries (new *doc, NULL
- * when the update has no journal entries). False on a database or replay error (logged). */
-bool journal_materialize(Ctx *c, const Stack *s, const char *update_id, int base_version, char **doc,
-                         size_t *len);
+ * when the update has no journal entries), stamped with the version of the CLI that ran it. Strict
+ * (lenient false): any entry that cannot be read or applied makes it MAT_INVALID, why (may be NULL
+ * with whylen 0) saying which. Lenient: such entries are skipped, why names the first. */
+typedef enum { MAT_OK, MAT_INVALID, MAT_DB_ERROR } MatResult;
+MatResult journal_materialize(Ctx *c, const Stack *s, const char *update_id, int base_version, bool lenient,
+                              char **doc, size_t *len, char *why, size_t whylen);
 
 /* Finish update_id of s with status ("succeeded", "failed", "cancelled"), inside the caller's
  * transaction with the lock held: materialise its state into a new version (non-dry-run),
  * free the stack, record the end. *prior receives the status it had ("running", or a terminal
- * one, in which case nothing changed). Returns false on a database error (logged). */
-bool update_finish(Ctx *c, Stack *s, const char *update_id, const char *status, char prior[16]);
+ * one, in which case nothing changed). Returns false on a database error (logged). When a success's
+ * journal cannot be replayed whole, the update ends failed instead with what it recorded, and why
+ * (whylen > 0) says what was wrong; it is "" otherwise. */
+bool update_finish(Ctx *c, Stack *s, const char *update_id, const char *status, char prior[16], char *why,
+                   size_t whylen);
 
 /* Map stored statuses onto the wire words of UpdateResults and history. */
 const char *status_wire(const char *status);

@@ -93,6 +93,37 @@ bool db_ensure(Db *db)
     return true;
 }
 
+/* Whether a failed call failed because the connection is gone: the socket (CONNECTION_BAD), or the
+ * server said so (class 08: connection exception; 57P01..57P03: shutdown, crash, starting up). */
+static bool connection_lost(Db *db, const PGresult *r)
+{
+    if (PQstatus(db->conn) == CONNECTION_BAD)
+        return true;
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    return state && (!strncmp(state, "08", 2) || !strcmp(state, "57P01") || !strcmp(state, "57P02") ||
+                     !strcmp(state, "57P03"));
+}
+
+/* After a call failed with r: true when it should be made once more (the connection was lost
+ * outside a transaction and is back); sets db->lost when the loss is final for this request. */
+static bool retry_after_loss(Db *db, const PGresult *r)
+{
+    if (!connection_lost(db, r))
+        return false;
+    if (db->in_tx) {
+        db->lost = true;
+        return false;
+    }
+    log_warn("database connection lost; reconnecting");
+    db_reset(db);
+    if (PQstatus(db->conn) != CONNECTION_OK) {
+        log_error("database reconnect failed: %s", PQerrorMessage(db->conn));
+        db->lost = true;
+        return false;
+    }
+    return true;
+}
+
 static void note_failure(Db *db, PGresult *r, const char *sql)
 {
     const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
@@ -164,51 +195,54 @@ static PGresult *exec_params(Db *db, bool hot, const char *sql, int nparams, con
         lengths[i] = params[i].len < 0 ? 0 : params[i].len;
         formats[i] = params[i].len < 0 ? 0 : 1;
     }
-    PGresult *r = exec_once(db, hot, sql, nparams, values, lengths, formats, binary_result);
-    ExecStatusType st = PQresultStatus(r);
-    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
-        count_traffic(db, nparams, values, lengths, r);
-        return r;
-    }
-    if (PQstatus(db->conn) == CONNECTION_BAD && !db->in_tx) {
-        /* PostgreSQL went away (restart, failover): reconnect once and retry. Inside a
-         * transaction the work is lost anyway, so the caller fails instead. */
-        PQclear(r);
-        log_warn("database connection lost; reconnecting");
-        db_reset(db);
-        if (PQstatus(db->conn) != CONNECTION_OK) {
-            log_error("database reconnect failed: %s", PQerrorMessage(db->conn));
-            return NULL;
-        }
-        r = exec_once(db, hot, sql, nparams, values, lengths, formats, binary_result);
-        st = PQresultStatus(r);
+    for (int attempt = 0;; attempt++) {
+        PGresult *r = exec_once(db, hot, sql, nparams, values, lengths, formats, binary_result);
+        ExecStatusType st = PQresultStatus(r);
         if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
             count_traffic(db, nparams, values, lengths, r);
             return r;
         }
+        bool again = attempt == 0 && retry_after_loss(db, r);
+        if (!again) {
+            if (attempt > 0 && connection_lost(db, r))
+                db->lost = true;
+            note_failure(db, r, sql);
+            PQclear(r);
+            return NULL;
+        }
+        PQclear(r);
     }
-    note_failure(db, r, sql);
-    PQclear(r);
-    return NULL;
 }
 
-static bool copy_rows(Db *db, const char *copy_sql, const Buf *stream);
+/* One attempt; *lost tells whether it failed because the connection was lost. */
+static bool copy_rows(Db *db, const char *copy_sql, const Buf *stream, bool *retry);
 
 bool db_copy(Db *db, const char *copy_sql, const Buf *stream)
 {
     double t0 = mono_ms();
-    bool ok = copy_rows(db, copy_sql, stream);
+    bool retry = false;
+    bool ok = copy_rows(db, copy_sql, stream, &retry);
+    if (!ok && retry)
+        ok = copy_rows(db, copy_sql, stream, &retry);
     db->wait_ms += mono_ms() - t0;
     return ok;
 }
 
-static bool copy_rows(Db *db, const char *copy_sql, const Buf *stream)
+static bool copy_rows(Db *db, const char *copy_sql, const Buf *stream, bool *retry)
 {
+    bool first = !*retry;
+    *retry = false;
     last_sqlstate[0] = '\0';
     db->traffic += stream->len;
     PGresult *r = PQexec(db->conn, copy_sql);
     if (PQresultStatus(r) != PGRES_COPY_IN) {
-        note_failure(db, r, copy_sql);
+        /* The statements before the COPY in one implicit transaction: nothing was stored. */
+        if (first)
+            *retry = retry_after_loss(db, r);
+        else if (connection_lost(db, r))
+            db->lost = true;
+        if (!*retry)
+            note_failure(db, r, copy_sql);
         PQclear(r);
         return false;
     }
@@ -222,15 +256,29 @@ static bool copy_rows(Db *db, const char *copy_sql, const Buf *stream)
     }
     if (PQputCopyEnd(db->conn, sent ? NULL : "the worker could not send the rows") != 1) {
         log_error("COPY failed: %s", PQerrorMessage(db->conn));
+        db->lost = connection_lost(db, NULL);
         return false;
     }
-    bool ok = true;
+    bool ok = true, lost = false;
     while ((r = PQgetResult(db->conn)) != NULL) {
         if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-            note_failure(db, r, copy_sql);
+            lost = lost || connection_lost(db, r);
+            if (!lost)
+                note_failure(db, r, copy_sql);
             ok = false;
         }
         PQclear(r);
+        if (PQstatus(db->conn) == CONNECTION_BAD)
+            break;
+    }
+    if (!ok || !sent) {
+        lost = lost || connection_lost(db, NULL);
+        /* The COPY ends its implicit transaction: when the connection died before the end, nothing
+         * was committed, and the whole call may be made again. */
+        if (lost && first && !db->in_tx)
+            *retry = retry_after_loss(db, NULL);
+        else if (lost)
+            db->lost = true;
     }
     return ok && sent;
 }

@@ -19,6 +19,7 @@ typedef struct Db {
     int nprepared;
     size_t traffic; /* bytes sent and received since db_recycle_if_big last looked */
     double wait_ms; /* time spent in statements (waiting for PostgreSQL), summed; the caller resets */
+    bool lost;      /* a call failed because the connection to PostgreSQL was lost; the caller resets */
 } Db;
 
 /* A parameter: text (len < 0, NUL-terminated, may be NULL for SQL NULL) or binary bytes. */
@@ -33,6 +34,12 @@ typedef struct DbParam {
 /* new: connects (logs and returns NULL on failure). */
 Db *db_open(const char *conninfo);
 void db_close(Db *db);
+/* The one retry policy, for every call (statements, COPY, BEGIN): when a call fails because the
+ * connection was lost (a PostgreSQL restart, failover, a dead socket that still looked open) and no
+ * transaction is open, the connection is reset and the call made once more. When it fails for that
+ * reason anyway (or inside a transaction, whose work is gone), db->lost is set: the request should
+ * be answered 503 with Retry-After, which clients retry, not 500. */
+
 /* Make sure the connection is usable (reset it if PostgreSQL went away). */
 bool db_ensure(Db *db);
 /* libpq keeps its buffers as large as the largest message a connection ever carried: after more

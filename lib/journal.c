@@ -35,6 +35,7 @@
 #include <time.h>
 
 #include "crypto.h"
+#include "jspan.h"
 #include "util.h"
 
 #define ROOT_STACK_TYPE "pulumi:pulumi:Stack"
@@ -186,6 +187,8 @@ typedef struct Replay {
     json_t *extensions;   /* ref -> extension, from ExtensionParameterize */
     bool has_refresh;
     bool byte_string;
+    bool lenient;         /* JOURNAL_LENIENT: skip what cannot be applied */
+    size_t skipped;
     const char *server_version;
 } Replay;
 
@@ -1131,8 +1134,11 @@ static json_t *generate(Replay *r, json_t **features, char *err, size_t errlen)
         rebuild_dependencies(&g);
     if (json_array_size(g.snippets))
         json_object_set_new(g.features, "snippets-prototype", json_true());
-    if (!normalise_urns(&g, err, errlen))
-        goto fail;
+    if (!normalise_urns(&g, err, errlen)) {
+        if (!r->lenient)
+            goto fail;
+        r->skipped++; /* the aliases stay as they are */
+    }
 
     dep = json_object();
     json_object_set_new(dep, "manifest", manifest_new(r->server_version));
@@ -1180,9 +1186,11 @@ static int entry_cmp(const void *a, const void *b)
     return x->pos < y->pos ? -1 : x->pos > y->pos;
 }
 
-json_t *journal_replay(json_t *base, json_t *entries, const char *server_version, char *err, size_t errlen)
+json_t *journal_replay(json_t *base, json_t *entries, const char *server_version, int flags, size_t *skipped,
+                       char *err, size_t errlen)
 {
     Replay r = {0};
+    r.lenient = (flags & JOURNAL_LENIENT) != 0;
     json_t *out = NULL, *dep = NULL, *features = NULL;
     size_t n = json_array_size(entries);
     Entry *sorted = xcalloc(n + 1, sizeof(Entry));
@@ -1208,14 +1216,17 @@ json_t *journal_replay(json_t *base, json_t *entries, const char *server_version
     for (size_t i = 0; i < n; i++) {
         if (i > 0 && sorted[i].seq == sorted[i - 1].seq)
             continue; /* a retried batch: the first copy counts */
-        if (!apply_entry(&r, sorted[i].e, err, errlen)) {
-            size_t len = err ? strlen(err) : 0;
-            if (err && len + 1 < errlen)
-                snprintf(err + len, errlen - len, " (sequenceID %lld)", (long long)sorted[i].seq);
-            goto fail;
+        char *e = r.skipped ? NULL : err; /* lenient: the first failure is the one reported */
+        if (!apply_entry(&r, sorted[i].e, e, e ? errlen : 0)) {
+            size_t len = e ? strlen(e) : 0;
+            if (e && len + 1 < errlen)
+                snprintf(e + len, errlen - len, " (sequenceID %lld)", (long long)sorted[i].seq);
+            if (!r.lenient)
+                goto fail;
+            r.skipped++;
         }
     }
-    dep = generate(&r, &features, err, errlen);
+    dep = generate(&r, &features, r.skipped ? NULL : err, r.skipped ? 0 : errlen);
     if (!dep)
         goto fail;
     out = json_object();
@@ -1224,7 +1235,91 @@ json_t *journal_replay(json_t *base, json_t *entries, const char *server_version
         json_object_set_new(out, "features", features);
     json_object_set_new(out, "deployment", dep);
 fail:
+    if (skipped)
+        *skipped = r.skipped;
     replay_free(&r);
     free(sorted);
     return out;
+}
+
+/* ---- batch-time checks ---- */
+
+/* Member key of object e: absent or null (true, *present false), else its span. */
+static bool span_member(const char *e, size_t len, const char *key, bool *present, const char **v, size_t *vlen)
+{
+    size_t a, z;
+    *present = false;
+    if (!jspan_member(e, len, key, &a, &z) || jspan_is_null(e + a, z - a))
+        return true;
+    *present = true;
+    *v = e + a;
+    *vlen = z - a;
+    return true;
+}
+
+bool journal_entry_check(const char *e, size_t len, char *why, size_t whylen)
+{
+    static const char *const indices[] = {"removeOld", "removeNew", "deleteOld", "deleteNew",
+                                          "pendingReplacementOld", "pendingReplacementNew", NULL};
+    static const char *const objects[] = {"state", "operation", "newSnapshot", "secretsProvider", "extension", NULL};
+    const char *v = NULL;
+    size_t vlen = 0;
+    bool present;
+    long long n;
+    if (len == 0 || e[0] != '{') {
+        set_err(why, whylen, "a journal entry must be an object");
+        return false;
+    }
+    span_member(e, len, "sequenceID", &present, &v, &vlen);
+    if (!present || !jspan_int(v, vlen, &n) || n < 1) {
+        set_err(why, whylen, "sequenceID must be an integer >= 1");
+        return false;
+    }
+    long long kind = -1;
+    span_member(e, len, "kind", &present, &v, &vlen);
+    if (!present || !jspan_int(v, vlen, &kind) || kind < 0 || kind > 9) {
+        set_err(why, whylen, "kind must be an integer 0..9");
+        return false;
+    }
+    span_member(e, len, "operationID", &present, &v, &vlen);
+    if (present && !jspan_int(v, vlen, &n)) {
+        set_err(why, whylen, "operationID must be an integer");
+        return false;
+    }
+    for (const char *const *k = indices; *k; k++) {
+        span_member(e, len, *k, &present, &v, &vlen);
+        if (present && (!jspan_int(v, vlen, &n) || n < 0)) {
+            set_err(why, whylen, "%s must be an integer >= 0", *k);
+            return false;
+        }
+    }
+    for (const char *const *k = objects; *k; k++) {
+        span_member(e, len, *k, &present, &v, &vlen);
+        if (present && v[0] != '{') {
+            set_err(why, whylen, "%s must be an object", *k);
+            return false;
+        }
+    }
+    span_member(e, len, "snippets", &present, &v, &vlen);
+    if (present && v[0] != '[') {
+        set_err(why, whylen, "snippets must be an array");
+        return false;
+    }
+    if (kind == KIND_WRITE) {
+        span_member(e, len, "newSnapshot", &present, &v, &vlen);
+        if (!present) {
+            set_err(why, whylen, "a Write entry needs a newSnapshot");
+            return false;
+        }
+    }
+    if (kind == KIND_EXTENSION_PARAMETERIZE) {
+        span_member(e, len, "extensionRef", &present, &v, &vlen);
+        bool ref = present && v[0] == '"';
+        span_member(e, len, "extension", &present, &v, &vlen);
+        if (!ref || !present) {
+            set_err(why, whylen, "an ExtensionParameterize entry needs extensionRef and extension");
+            return false;
+        }
+    }
+    return true;
 }

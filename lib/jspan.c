@@ -14,6 +14,20 @@ typedef struct Scan {
 
 static bool lean_key(const JspanLean *l, const char *key, size_t klen);
 static void lean_member(Scan *sc, const char *vstart);
+static void lean_set_aside(Scan *sc, const char *vstart);
+
+/* A number a JSON tree keeps as the same text: an integer of at most 18 digits, not "-0". Anything
+ * else (longer integers, fractions, exponents) a tree would turn into a double or refuse. */
+static bool number_exact(const char *s, size_t n)
+{
+    size_t i = s[0] == '-';
+    if (n - i > 18 || n == i)
+        return false;
+    for (size_t k = i; k < n; k++)
+        if (s[k] < '0' || s[k] > '9')
+            return false;
+    return !(i && s[1] == '0');
+}
 
 static void skip_ws(Scan *sc)
 {
@@ -240,8 +254,14 @@ static bool scan_value(Scan *sc, int depth)
         return scan_literal(sc, "false");
     case 'n':
         return scan_literal(sc, "null");
-    default:
-        return scan_number(sc);
+    default: {
+        const char *start = sc->p;
+        if (!scan_number(sc))
+            return false;
+        if (sc->lean && !number_exact(start, (size_t)(sc->p - start)))
+            lean_set_aside(sc, start);
+        return true;
+    }
     }
 }
 
@@ -355,6 +375,44 @@ bool jspan_array_next(const char *s, size_t len, size_t *pos, size_t *start, siz
     return true;
 }
 
+bool jspan_object_next(const char *s, size_t len, size_t *pos, size_t *ks, size_t *ke, size_t *vs, size_t *ve)
+{
+    Scan sc = {s + *pos, s + len, NULL, NULL};
+    skip_ws(&sc);
+    if (sc.p >= sc.end)
+        return false;
+    if (*pos == 0) {
+        if (*sc.p != '{')
+            return false;
+        sc.p++;
+        skip_ws(&sc);
+        if (sc.p < sc.end && *sc.p == '}')
+            return false;
+    } else {
+        if (*sc.p != ',')
+            return false;
+        sc.p++;
+        skip_ws(&sc);
+    }
+    const char *kstart = sc.p;
+    if (!scan_string(&sc))
+        return false;
+    *ks = (size_t)(kstart + 1 - s);
+    *ke = (size_t)(sc.p - 1 - s);
+    skip_ws(&sc);
+    if (sc.p >= sc.end || *sc.p != ':')
+        return false;
+    sc.p++;
+    skip_ws(&sc);
+    const char *vstart = sc.p;
+    if (!scan_value(&sc, 1))
+        return false;
+    *vs = (size_t)(vstart - s);
+    *ve = (size_t)(sc.p - s);
+    *pos = *ve;
+    return true;
+}
+
 bool jspan_int(const char *s, size_t len, long long *out)
 {
     size_t i = 0;
@@ -420,10 +478,16 @@ static bool lean_key(const JspanLean *l, const char *key, size_t klen)
  * least lean->min bytes. */
 static void lean_member(Scan *sc, const char *vstart)
 {
+    if ((size_t)(sc->p - vstart) < sc->lean->min)
+        return;
+    lean_set_aside(sc, vstart);
+}
+
+/* Replace [vstart, sc->p) by the next marker. */
+static void lean_set_aside(Scan *sc, const char *vstart)
+{
     JspanLean *l = sc->lean;
     size_t vlen = (size_t)(sc->p - vstart);
-    if (vlen < l->min)
-        return;
     if (l->nraw == l->cap) {
         l->cap = l->cap ? 2 * l->cap : 64;
         l->raw = xrealloc(l->raw, l->cap * sizeof(*l->raw));

@@ -19,6 +19,10 @@ long jspan_array_count(const char *s, size_t len);
 /* Iterate the elements of the JSON array s[0..len) (already validated): start with *pos = 0;
  * each call sets the next element's span [*start, *end) and returns true, false at the end. */
 bool jspan_array_next(const char *s, size_t len, size_t *pos, size_t *start, size_t *end);
+/* Iterate the members of the JSON object s[0..len) (already validated): start with *pos = 0; each
+ * call sets the next key's span without its quotes [*ks, *ke) (escapes as written) and its value's
+ * span [*vs, *ve), and returns true; false at the end. */
+bool jspan_object_next(const char *s, size_t len, size_t *pos, size_t *ks, size_t *ke, size_t *vs, size_t *ve);
 /* Parse the span as a JSON integer (no fraction or exponent) into *out. */
 bool jspan_int(const char *s, size_t len, long long *out);
 /* True if the span is the literal null. */
@@ -26,7 +30,9 @@ bool jspan_is_null(const char *s, size_t len);
 
 /* Lean parsing: copy JSON text while setting aside the values of chosen members (an object's or
  * array's, at least min bytes, under one of keys at any depth), each replaced by the string
- * "<tag><n>"; the lean text is small enough to build a tree of, and jspan_unlean splices the
+ * "<tag><n>"; so is every number a tree would not keep as the same text (beyond 18 digits, "-0",
+ * fractions, exponents), wherever it is. The lean text is small enough to build a tree of, keeps
+ * every number's exact text through the tree, and jspan_unlean splices the
  * values back into what that tree serialises to. tag must be plain ASCII (no '"' or '\\') and
  * unique enough not to occur in the data (a random nonce). The source text must outlive l. */
 typedef struct JspanRaw {

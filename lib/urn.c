@@ -1,15 +1,30 @@
-/* urn.c - stack rename: URN rewriting as the CLI's own RenameStack does it, plus secrets state. */
+/* urn.c - stack rename: URN rewriting as the CLI's own RenameStack does it, plus secrets state.
+ *
+ * The rewrite works on the stored text, never on a tree: every byte it does not rename (numbers of
+ * any length, string escapes, key order) stays as it was. It renames what the CLI's RenameStack
+ * (pkg/resource/edit) renames, in resources and pending operations' resources: urn, parent,
+ * dependencies, propertyDependencies, deletedWith, replaceWith, aliases, viewOf, the provider
+ * reference, and resource references (and output values' dependencies) inside inputs, outputs and
+ * replacementTrigger; only URNs of the old stack and project. Secret plaintexts are not re-encoded
+ * (in a service-backed state secrets are ciphertext, which RenameStack leaves alone too).
+ */
 #include "urn.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "jspan.h"
 #include "util.h"
 
 #define URN_PREFIX "urn:pulumi:"
 #define ROOT_STACK_TYPE "pulumi:pulumi:Stack"
+#define SIG_KEY "4dabf18193072939515e22adb298388d"
+#define SIG_RESOURCE_REF "5cf8f73096256a8f31e491e813e4eb8e"
+#define SIG_OUTPUT_VALUE "d0e6a833031e9bbcd3f4e8bde6ca49a4"
+#define SIG_SECRET "1b47061264138c4ac30d75fd1eb44270"
 
-char *urn_rename(const char *urn, const char *new_stack, const char *new_project)
+char *urn_rename(const char *urn, const char *old_stack, const char *old_project, const char *new_stack,
+                 const char *new_project)
 {
     size_t pl = strlen(URN_PREFIX);
     if (strncmp(urn, URN_PREFIX, pl) != 0)
@@ -27,6 +42,11 @@ char *urn_rename(const char *urn, const char *new_stack, const char *new_project
     if (!t_end)
         return NULL;
     const char *name = t_end + 2;
+    if (old_stack && (strlen(old_stack) != (size_t)(s_end - stack) || strncmp(stack, old_stack, strlen(old_stack))))
+        return NULL;
+    if (old_project &&
+        (strlen(old_project) != (size_t)(p_end - project) || strncmp(project, old_project, strlen(old_project))))
+        return NULL;
     int tlen = (int)(t_end - type);
     const char *proj = new_project;
     int projlen = (int)strlen(new_project);
@@ -40,100 +60,325 @@ char *urn_rename(const char *urn, const char *new_stack, const char *new_project
     return xasprintf(URN_PREFIX "%s::%.*s::%.*s::%s", new_stack, projlen, proj, tlen, type, name);
 }
 
-/* Replace the string member key of obj by its renamed URN. */
-static bool rename_member(json_t *obj, const char *key, const char *stack, const char *project)
+/* ---- the text rewrite ---- */
+
+typedef struct Edit {
+    size_t off, len; /* the span replaced, in the document */
+    char *text;      /* its replacement (owned) */
+} Edit;
+
+typedef struct Renamer {
+    const char *doc;
+    const char *old_stack, *old_project, *new_stack, *new_project;
+    Edit *edits;
+    size_t n, cap;
+    bool bad_provider;
+} Renamer;
+
+static void add_edit(Renamer *r, const char *at, size_t len, char *text)
 {
-    json_t *v = json_object_get(obj, key);
-    if (!json_is_string(v) || !*json_string_value(v))
-        return true;
-    char *n = urn_rename(json_string_value(v), stack, project);
-    if (!n)
-        return false;
-    json_object_set_new(obj, key, json_string(n));
-    free(n);
-    return true;
+    if (r->n == r->cap) {
+        r->cap = r->cap ? 2 * r->cap : 32;
+        r->edits = xrealloc(r->edits, r->cap * sizeof(Edit));
+    }
+    r->edits[r->n++] = (Edit){(size_t)(at - r->doc), len, text};
 }
 
-static bool rename_array(json_t *arr, const char *stack, const char *project)
+static void put_utf8(Buf *b, unsigned long cp)
 {
-    size_t i;
-    json_t *v;
-    json_array_foreach(arr, i, v) {
-        if (!json_is_string(v))
+    unsigned char u[4];
+    size_t n;
+    if (cp < 0x80) {
+        u[0] = (unsigned char)cp;
+        n = 1;
+    } else if (cp < 0x800) {
+        u[0] = (unsigned char)(0xc0 | cp >> 6);
+        u[1] = (unsigned char)(0x80 | (cp & 0x3f));
+        n = 2;
+    } else if (cp < 0x10000) {
+        u[0] = (unsigned char)(0xe0 | cp >> 12);
+        u[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
+        u[2] = (unsigned char)(0x80 | (cp & 0x3f));
+        n = 3;
+    } else {
+        u[0] = (unsigned char)(0xf0 | cp >> 18);
+        u[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3f));
+        u[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
+        u[3] = (unsigned char)(0x80 | (cp & 0x3f));
+        n = 4;
+    }
+    buf_append(b, u, n);
+}
+
+static unsigned hex4(const char *p)
+{
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++)
+        v = v * 16 + (unsigned)(p[i] <= '9' ? p[i] - '0' : (p[i] | 0x20) - 'a' + 10);
+    return v;
+}
+
+/* The value of the (validated) JSON string s[0..len), quotes included: new, or NULL if it holds NUL. */
+static char *string_value(const char *s, size_t len)
+{
+    Buf b;
+    buf_init(&b);
+    for (size_t i = 1; i + 1 < len; i++) {
+        if (s[i] != '\\') {
+            buf_append(&b, s + i, 1);
             continue;
-        char *n = urn_rename(json_string_value(v), stack, project);
-        if (!n)
-            return false;
-        json_array_set_new(arr, i, json_string(n));
+        }
+        char e = s[++i];
+        if (e == 'u') {
+            unsigned long cp = hex4(s + i + 1);
+            i += 4;
+            if (cp >= 0xd800 && cp <= 0xdbff) {
+                cp = 0x10000 + ((cp - 0xd800) << 10) + (hex4(s + i + 3) - 0xdc00);
+                i += 6;
+            }
+            if (cp == 0) {
+                buf_free(&b);
+                return NULL;
+            }
+            put_utf8(&b, cp);
+            continue;
+        }
+        char c = e == 'b' ? '\b' : e == 'f' ? '\f' : e == 'n' ? '\n' : e == 'r' ? '\r' : e == 't' ? '\t' : e;
+        buf_append(&b, &c, 1);
+    }
+    return buf_steal(&b, NULL);
+}
+
+/* s as a JSON string, escaped the way Go's encoder escapes. new. */
+static char *string_json(const char *s)
+{
+    Buf b;
+    buf_init(&b);
+    buf_puts(&b, "\"");
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') {
+            buf_printf(&b, "\\%c", *p);
+        } else if (*p == '\n') {
+            buf_puts(&b, "\\n");
+        } else if (*p == '\r') {
+            buf_puts(&b, "\\r");
+        } else if (*p == '\t') {
+            buf_puts(&b, "\\t");
+        } else if (*p < 0x20 || *p == '<' || *p == '>' || *p == '&') {
+            buf_printf(&b, "\\u%04x", *p);
+        } else if (p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9)) {
+            buf_printf(&b, "\\u%04x", p[2] == 0xa8 ? 0x2028 : 0x2029);
+            p += 2;
+        } else {
+            buf_append(&b, p, 1);
+        }
+    }
+    buf_puts(&b, "\"");
+    return buf_steal(&b, NULL);
+}
+
+/* Rename the URN string at v (a string span) if it is one of the old stack's. */
+static void rename_string(Renamer *r, const char *v, size_t len)
+{
+    if (len < 2 || v[0] != '"')
+        return;
+    char *s = string_value(v, len);
+    char *n = s ? urn_rename(s, r->old_stack, r->old_project, r->new_stack, r->new_project) : NULL;
+    if (n)
+        add_edit(r, v, len, string_json(n));
+    free(n);
+    free(s);
+}
+
+static void rename_strings(Renamer *r, const char *v, size_t len)
+{
+    size_t pos = 0, a, z;
+    if (len == 0 || v[0] != '[')
+        return;
+    while (jspan_array_next(v, len, &pos, &a, &z))
+        rename_string(r, v + a, z - a);
+}
+
+/* "<urn>::<id>": the id follows the last "::". */
+static void rename_provider(Renamer *r, const char *v, size_t len)
+{
+    if (len < 2 || v[0] != '"')
+        return;
+    char *s = string_value(v, len);
+    if (!s || !*s) {
+        free(s);
+        return;
+    }
+    const char *sep = NULL;
+    for (const char *p = strstr(s, "::"); p; p = strstr(p + 1, "::"))
+        sep = p;
+    char *urn = sep ? xstrndup(s, (size_t)(sep - s)) : NULL;
+    if (!urn || strncmp(urn, URN_PREFIX, strlen(URN_PREFIX)) != 0 || !strstr(urn + strlen(URN_PREFIX), "::")) {
+        r->bad_provider = true;
+    } else {
+        char *n = urn_rename(urn, r->old_stack, r->old_project, r->new_stack, r->new_project);
+        if (n) {
+            char *full = xasprintf("%s%s", n, sep);
+            add_edit(r, v, len, string_json(full));
+            free(full);
+        }
         free(n);
     }
-    return true;
-}
-
-/* A provider reference is "<urn>::<id>"; the id follows the last "::". */
-static bool rename_provider(json_t *res, const char *stack, const char *project)
-{
-    json_t *v = json_object_get(res, "provider");
-    if (!json_is_string(v) || !*json_string_value(v))
-        return true;
-    const char *ref = json_string_value(v);
-    const char *sep = NULL;
-    for (const char *p = strstr(ref, "::"); p; p = strstr(p + 1, "::"))
-        sep = p;
-    if (!sep)
-        return false;
-    char *urn = xstrndup(ref, (size_t)(sep - ref));
-    char *n = urn_rename(urn, stack, project);
     free(urn);
-    if (!n)
-        return false;
-    char *full = xasprintf("%s%s", n, sep);
-    json_object_set_new(res, "provider", json_string(full));
-    free(full);
-    free(n);
-    return true;
+    free(s);
 }
 
-static bool rename_resource(json_t *res, const char *stack, const char *project)
+static bool string_is(const char *v, size_t len, const char *lit)
 {
-    if (!json_is_object(res))
-        return true;
-    if (!rename_member(res, "urn", stack, project) || !rename_member(res, "parent", stack, project) ||
-        !rename_member(res, "deletedWith", stack, project) || !rename_provider(res, stack, project))
-        return false;
-    json_t *deps = json_object_get(res, "dependencies");
-    if (json_is_array(deps) && !rename_array(deps, stack, project))
-        return false;
-    json_t *pdeps = json_object_get(res, "propertyDependencies");
-    const char *k;
-    json_t *v;
-    json_object_foreach(pdeps, k, v) {
-        if (json_is_array(v) && !rename_array(v, stack, project))
-            return false;
-    }
-    return true;
+    size_t n = strlen(lit);
+    return len == n + 2 && v[0] == '"' && memcmp(v + 1, lit, n) == 0;
 }
 
-bool urn_rename_deployment(json_t *deployment, const char *new_org, const char *new_stack,
-                           const char *new_project)
+/* A property value: resource references renamed, output values' dependencies too; recursively. */
+static void rename_property(Renamer *r, const char *v, size_t len, int depth)
 {
-    size_t i;
-    json_t *v;
-    json_array_foreach(json_object_get(deployment, "resources"), i, v) {
-        if (!rename_resource(v, new_stack, new_project))
-            return false;
+    size_t pos = 0, ks, ke, a, z;
+    if (len == 0 || depth > JSPAN_MAX_DEPTH)
+        return;
+    if (v[0] == '[') {
+        while (jspan_array_next(v, len, &pos, &a, &z))
+            rename_property(r, v + a, z - a, depth + 1);
+        return;
     }
-    json_array_foreach(json_object_get(deployment, "pending_operations"), i, v) {
-        if (!rename_resource(json_object_get(v, "resource"), new_stack, new_project))
-            return false;
+    if (v[0] != '{')
+        return;
+    if (jspan_member(v, len, SIG_KEY, &a, &z)) {
+        const char *sig = v + a;
+        size_t slen = z - a;
+        if (string_is(sig, slen, SIG_RESOURCE_REF)) {
+            if (jspan_member(v, len, "urn", &a, &z))
+                rename_string(r, v + a, z - a);
+            return;
+        }
+        if (string_is(sig, slen, SIG_SECRET))
+            return;
+        if (string_is(sig, slen, SIG_OUTPUT_VALUE)) {
+            if (jspan_member(v, len, "value", &a, &z))
+                rename_property(r, v + a, z - a, depth + 1);
+            if (jspan_member(v, len, "dependencies", &a, &z))
+                rename_strings(r, v + a, z - a);
+            return;
+        }
     }
-    json_t *sp = json_object_get(deployment, "secrets_providers");
-    const char *type = json_string_value(json_object_get(sp, "type"));
-    json_t *state = json_object_get(sp, "state");
-    if (type && !strcmp(type, "service") && json_is_object(state)) {
-        json_object_set_new(state, "owner", json_string(new_org));
-        json_object_set_new(state, "project", json_string(new_project));
-        json_object_set_new(state, "stack", json_string(new_stack));
+    while (jspan_object_next(v, len, &pos, &ks, &ke, &a, &z))
+        rename_property(r, v + a, z - a, depth + 1);
+}
+
+static bool key_is(const char *k, size_t klen, const char *name)
+{
+    return klen == strlen(name) && memcmp(k, name, klen) == 0;
+}
+
+static void rename_resource(Renamer *r, const char *v, size_t len)
+{
+    size_t pos = 0, ks, ke, a, z;
+    if (len == 0 || v[0] != '{')
+        return;
+    while (jspan_object_next(v, len, &pos, &ks, &ke, &a, &z)) {
+        const char *k = v + ks, *val = v + a;
+        size_t kl = ke - ks, vl = z - a;
+        if (key_is(k, kl, "urn") || key_is(k, kl, "parent") || key_is(k, kl, "deletedWith") ||
+            key_is(k, kl, "viewOf")) {
+            rename_string(r, val, vl);
+        } else if (key_is(k, kl, "dependencies") || key_is(k, kl, "replaceWith") || key_is(k, kl, "aliases")) {
+            rename_strings(r, val, vl);
+        } else if (key_is(k, kl, "propertyDependencies") && val[0] == '{') {
+            size_t p2 = 0, k2s, k2e, b, y;
+            while (jspan_object_next(val, vl, &p2, &k2s, &k2e, &b, &y))
+                rename_strings(r, val + b, y - b);
+        } else if (key_is(k, kl, "provider")) {
+            rename_provider(r, val, vl);
+        } else if (key_is(k, kl, "inputs") || key_is(k, kl, "outputs") || key_is(k, kl, "replacementTrigger")) {
+            rename_property(r, val, vl, 0);
+        }
     }
-    return true;
+}
+
+/* secrets_providers.state.{owner,project,stack} of a "service" provider: replaced, or added. */
+static void rename_secrets(Renamer *r, const char *sp, size_t len, const char *new_org)
+{
+    size_t a, z, ss, se;
+    if (len == 0 || sp[0] != '{' || !jspan_member(sp, len, "type", &a, &z) || !string_is(sp + a, z - a, "service") ||
+        !jspan_member(sp, len, "state", &ss, &se) || sp[ss] != '{')
+        return;
+    const char *st = sp + ss;
+    size_t stlen = se - ss;
+    const char *keys[] = {"owner", "project", "stack"};
+    const char *vals[] = {new_org, *r->new_project ? r->new_project : r->old_project, r->new_stack};
+    Buf added;
+    buf_init(&added);
+    size_t p0 = 0, k1, k2, v1, v2;
+    bool empty = !jspan_object_next(st, stlen, &p0, &k1, &k2, &v1, &v2);
+    for (int i = 0; i < 3; i++) {
+        char *js = string_json(vals[i]);
+        if (jspan_member(st, stlen, keys[i], &a, &z)) {
+            add_edit(r, st + a, z - a, js);
+        } else {
+            buf_printf(&added, "%s\"%s\":%s", empty && !added.len ? "" : ",", keys[i], js);
+            free(js);
+        }
+    }
+    if (added.len) {
+        /* Before the closing brace of the state object. */
+        const char *close = st + stlen - 1;
+        add_edit(r, close, 0, buf_steal(&added, NULL));
+    }
+    buf_free(&added);
+}
+
+static int edit_cmp(const void *x, const void *y)
+{
+    const Edit *a = x, *b = y;
+    return a->off < b->off ? -1 : a->off > b->off;
+}
+
+UrnResult urn_rename_state(const char *doc, size_t len, const char *old_stack, const char *old_project,
+                           const char *new_org, const char *new_stack, const char *new_project, Buf *out)
+{
+    size_t ds, de, a, z, pos = 0, x, y;
+    if (!jspan_validate(doc, len) || !jspan_member(doc, len, "deployment", &ds, &de))
+        return URN_BAD_STATE;
+    Renamer r = {.doc = doc, .old_stack = old_stack, .old_project = old_project, .new_stack = new_stack,
+                 .new_project = new_project};
+    const char *dep = doc + ds;
+    size_t dlen = de - ds;
+    if (dep[0] == '{') {
+        if (jspan_member(dep, dlen, "resources", &a, &z) && dep[a] == '[')
+            while (jspan_array_next(dep + a, z - a, &pos, &x, &y))
+                rename_resource(&r, dep + a + x, y - x);
+        pos = 0;
+        if (jspan_member(dep, dlen, "pending_operations", &a, &z) && dep[a] == '[') {
+            while (jspan_array_next(dep + a, z - a, &pos, &x, &y)) {
+                size_t rs, re;
+                const char *op = dep + a + x;
+                if (op[0] == '{' && jspan_member(op, y - x, "resource", &rs, &re))
+                    rename_resource(&r, op + rs, re - rs);
+            }
+        }
+        if (jspan_member(dep, dlen, "secrets_providers", &a, &z))
+            rename_secrets(&r, dep + a, z - a, new_org);
+    }
+    UrnResult result = r.bad_provider ? URN_BAD_PROVIDER : URN_OK;
+    if (result == URN_OK) {
+        qsort(r.edits, r.n, sizeof(Edit), edit_cmp);
+        size_t at = 0, total = len;
+        for (size_t i = 0; i < r.n; i++)
+            total += strlen(r.edits[i].text);
+        buf_reserve(out, total);
+        for (size_t i = 0; i < r.n; i++) {
+            buf_append(out, doc + at, r.edits[i].off - at);
+            buf_puts(out, r.edits[i].text);
+            at = r.edits[i].off + r.edits[i].len;
+        }
+        buf_append(out, doc + at, len - at);
+    }
+    for (size_t i = 0; i < r.n; i++)
+        free(r.edits[i].text);
+    free(r.edits);
+    return result;
 }

@@ -1,6 +1,8 @@
 /* util.c - allocation that aborts on OOM, Buf, and a thread-safe stderr logger. */
 #include "util.h"
 
+#include <limits.h>
+
 #include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -192,4 +194,35 @@ double mono_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+bool parse_int64(const char *s, long len, long long min, long long max, long long *out)
+{
+    if (!s)
+        return false;
+    size_t n = len < 0 ? strlen(s) : (size_t)len, i = 0;
+    bool neg = n > 0 && s[0] == '-';
+    if (neg)
+        i = 1;
+    if (i == n)
+        return false;
+    /* Accumulate as a negative number: its range is the larger one. */
+    long long v = 0;
+    for (; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        int d = s[i] - '0';
+        if (v < (LLONG_MIN + d) / 10)
+            return false;
+        v = v * 10 - d;
+    }
+    if (!neg) {
+        if (v == LLONG_MIN)
+            return false;
+        v = -v;
+    }
+    if (v < min || v > max)
+        return false;
+    *out = v;
+    return true;
 }

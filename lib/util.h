@@ -44,6 +44,10 @@ double mono_ms(void);
 
 /* Hex helpers. out must hold 2*len+1 bytes. */
 void hex_encode(const unsigned char *in, size_t len, char *out);
+/* Parse s[0..len) (len < 0: up to the NUL) as a plain decimal integer ('-'? digits, nothing else:
+ * no sign '+', no spaces, no suffix) within [min, max]; false on anything else, overflow included. */
+bool parse_int64(const char *s, long len, long long min, long long max, long long *out);
+
 /* Constant-time comparison of two NUL-terminated strings (lengths may leak). */
 bool str_eq_const_time(const char *a, const char *b);
 

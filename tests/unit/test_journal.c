@@ -59,7 +59,7 @@ static json_t *replay(const char *base, const char *entries, char err[256])
     json_t *b = base ? load(base) : NULL;
     json_t *e = load(entries);
     err[0] = '\0';
-    json_t *out = journal_replay(b, e, VERSION, err, 256);
+    json_t *out = journal_replay(b, e, VERSION, 0, NULL, err, 256);
     json_decref(b);
     json_decref(e);
     return out;
@@ -229,7 +229,7 @@ START_TEST(test_empty_version_has_empty_magic)
 {
     json_t *e = json_array();
     char err[64];
-    json_t *out = journal_replay(NULL, e, "", err, sizeof(err));
+    json_t *out = journal_replay(NULL, e, "", 0, NULL, err, sizeof(err));
     ck_assert_ptr_nonnull(out);
     json_t *m = json_object_get(dep_of(out), "manifest");
     ck_assert_str_eq(str_at(m, "magic"), "");
@@ -625,7 +625,7 @@ START_TEST(test_alias_normalisation)
                                       "\"aliases\":[\"" URN("q0") "\"],\"dependencies\":[\"" COMP_OLD "\"]}")) "]";
     json_t *b = load(base), *e = load(entries);
     char err[256] = "";
-    json_t *out = journal_replay(b, e, VERSION, err, sizeof(err));
+    json_t *out = journal_replay(b, e, VERSION, 0, NULL, err, sizeof(err));
     ck_assert_msg(out != NULL, "%s", err);
     ASSERT_RESOURCES(out, "new p proj-dev c u");
     json_t *prov = resource(out, 0), *comp = resource(out, 1), *child = resource(out, 3), *u = resource(out, 4);
@@ -845,7 +845,7 @@ START_TEST(test_large_journal_is_fast)
     struct timespec t0, t1;
     char err[256];
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    json_t *out = journal_replay(base, entries, VERSION, err, sizeof(err));
+    json_t *out = journal_replay(base, entries, VERSION, 0, NULL, err, sizeof(err));
     clock_gettime(CLOCK_MONOTONIC, &t1);
     ck_assert_msg(out != NULL, "%s", err);
     double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
