@@ -235,7 +235,7 @@ static void serve(Worker *w, FCGX_Request *r)
     const char *a = param(r, "HTTP_AUTHORIZATION");
     c.auth = a ? xstrdup(a) : NULL;
     const char *ua = param(r, "HTTP_USER_AGENT");
-    c.user_agent = ua ? xstrndup(ua, 300) : NULL;
+    c.user_agent = ua ? xstrndup(ua, strnlen(ua, 300)) : NULL;
     const char *ae = param(r, "HTTP_ACCEPT_ENCODING");
     c.accepts_gzip = ae && strstr(ae, "gzip");
     c.client_addr = client_address(w->cfg, r);

@@ -474,11 +474,32 @@ static bool lean_key(const JspanLean *l, const char *key, size_t klen)
     return false;
 }
 
+/* Whether the (valid) JSON text s[0..n) holds a number that is not number_exact. */
+static bool has_inexact_number(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '"') {
+            for (i++; i < n && s[i] != '"'; i++)
+                if (s[i] == '\\')
+                    i++;
+        } else if (s[i] == '-' || (s[i] >= '0' && s[i] <= '9')) {
+            size_t j = i;
+            while (j < n && s[j] && strchr("+-.eE0123456789", s[j]))
+                j++;
+            if (!number_exact(s + i, j - i))
+                return true;
+            i = j - 1;
+        }
+    }
+    return false;
+}
+
 /* The member value just scanned, [vstart, sc->p), under one of the keys: set it aside if it is at
  * least lean->min bytes. */
 static void lean_member(Scan *sc, const char *vstart)
 {
-    if ((size_t)(sc->p - vstart) < sc->lean->min)
+    size_t vlen = (size_t)(sc->p - vstart);
+    if (vlen < sc->lean->min && !has_inexact_number(vstart, vlen))
         return;
     lean_set_aside(sc, vstart);
 }

@@ -861,6 +861,73 @@ START_TEST(test_large_journal_is_fast)
 }
 END_TEST
 
+static bool entry_ok(const char *e)
+{
+    char why[200] = "";
+    bool ok = journal_entry_check(e, strlen(e), why, sizeof(why));
+    ck_assert_msg(ok || why[0], "a refusal must say why: %s", e);
+    return ok;
+}
+
+START_TEST(test_entry_check)
+{
+    ck_assert(entry_ok(E(1, 1, 1, NULLS STATE(RES("a", "")))));
+    ck_assert(entry_ok(E(0, 1, 1, NULLS OP("creating", RES("a", "")))));
+    ck_assert(entry_ok(E(1, 1, 1, ",\"removeOld\":0,\"removeNew\":3,\"deleteOld\":null")));
+    ck_assert(entry_ok(E(5, 1, 0, ",\"newSnapshot\":{}")));
+    ck_assert(entry_ok(E(8, 1, 0, ",\"extensionRef\":\"r\",\"extension\":{}")));
+    ck_assert(entry_ok(E(9, 1, 0, ",\"snippets\":[]")));
+    ck_assert(entry_ok(E(9, 1, 0, ",\"snippets\":null")));
+    ck_assert(!entry_ok(E(1, 1, 1, ",\"deleteOld\":-1")));
+    ck_assert(!entry_ok(E(1, 1, 1, ",\"removeOld\":\"0\"")));
+    ck_assert(!entry_ok(E(1, 1, 1, ",\"pendingReplacementNew\":1.5")));
+    ck_assert(!entry_ok(E(1, 1, 1, ",\"state\":[]")));
+    ck_assert(!entry_ok(E(1, 1, 1, ",\"state\":1")));
+    ck_assert(!entry_ok(E(0, 1, 1, ",\"operation\":\"x\"")));
+    ck_assert(!entry_ok(E(5, 1, 0, "")));
+    ck_assert(!entry_ok(E(5, 1, 0, ",\"newSnapshot\":null")));
+    ck_assert(!entry_ok(E(8, 1, 0, ",\"extensionRef\":1,\"extension\":{}")));
+    ck_assert(!entry_ok(E(9, 1, 0, ",\"snippets\":{}")));
+    ck_assert(!entry_ok(E(10, 1, 0, "")));
+    ck_assert(!entry_ok(E(1, 0, 0, "")));
+    ck_assert(!entry_ok(E(1, 1, "x", "")));
+    ck_assert(!entry_ok("[]"));
+    ck_assert(!entry_ok("{}"));
+}
+END_TEST
+
+START_TEST(test_lenient_replay)
+{
+    /* What cannot be applied is skipped; everything the journal recorded before and after stays. */
+    json_t *b = load(BASE3);
+    json_t *e = load("[" E(0, 1, 5, NULLS OP("creating", RES("x", ""))) "," E(1, 2, 5, NULLS STATE(RES("x", ""))) ","
+                     E(1, 3, 6, ",\"removeOld\":9" STATE(RES("y", ""))) "," E(1, 4, 7, ",\"removeNew\":77") ","
+                     E(0, 5, 8, NULLS OP("creating", RES("z", ""))) "," E(1, 6, 8, NULLS STATE(RES("z", ""))) "]");
+    char err[256] = "";
+    size_t skipped = 0;
+    ck_assert_ptr_null(journal_replay(b, e, VERSION, 0, NULL, err, sizeof(err)));
+    json_t *out = journal_replay(b, e, VERSION, JOURNAL_LENIENT, &skipped, err, sizeof(err));
+    ck_assert_ptr_nonnull(out);
+    ck_assert_int_eq(skipped, 2);
+    ck_assert_msg(strstr(err, "removeOld") != NULL, "the first failure is reported: %s", err);
+    /* x, y (pushed before its bad index), z, then the base's three. */
+    ck_assert_int_eq(json_array_size(resources(out)), 6);
+    json_decref(out);
+    /* Two resources with one alias: kept as they are, aliases and all. */
+    json_t *e2 = load("[" E(1, 1, 1, NULLS STATE(RES("p", ",\"aliases\":[\"" URN("same") "\"]"))) ","
+                      E(1, 2, 2, NULLS STATE(RES("q", ",\"aliases\":[\"" URN("same") "\"]"))) "]");
+    ck_assert_ptr_null(journal_replay(b, e2, VERSION, 0, NULL, err, sizeof(err)));
+    out = journal_replay(b, e2, VERSION, JOURNAL_LENIENT, &skipped, err, sizeof(err));
+    ck_assert_ptr_nonnull(out);
+    ck_assert_int_eq(skipped, 1);
+    ck_assert_int_eq(json_array_size(resources(out)), 5);
+    json_decref(out);
+    json_decref(e2);
+    json_decref(e);
+    json_decref(b);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("journal");
@@ -892,6 +959,8 @@ int main(void)
     tcase_add_test(tc, test_full_key_order);
     tcase_add_test(tc, test_unknown_kind_is_ignored);
     tcase_add_test(tc, test_invalid_input);
+    tcase_add_test(tc, test_entry_check);
+    tcase_add_test(tc, test_lenient_replay);
     tcase_add_test(tc, test_large_journal_is_fast);
     suite_add_tcase(s, tc);
     return unit_run(s, CK_FORK_GETENV);

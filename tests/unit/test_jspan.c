@@ -174,6 +174,49 @@ START_TEST(test_lean)
 }
 END_TEST
 
+START_TEST(test_lean_numbers)
+{
+    /* Numbers a tree would change are set aside wherever they are; exact ones stay; a small value
+     * under a lean key that holds one is set aside whole. */
+    const char *doc = "{\"a\":100000000000000000000,\"b\":[-0,0,-1,123456789012345678,1234567890123456789,1.5,"
+                      "2e3,-7E-1],\"inputs\":{\"x\":1e20},\"outputs\":{\"y\":12},\"s\":\"1e20 -0\"}";
+    static const char *const keys[] = {"inputs", "outputs", NULL};
+    Buf lean_text, back;
+    buf_init(&lean_text);
+    buf_init(&back);
+    JspanLean l = {.keys = keys, .min = 64, .tag = "T-", .out = &lean_text};
+    ck_assert(jspan_lean(&l, doc, strlen(doc)));
+    ck_assert_str_eq(lean_text.data, "{\"a\":\"T-0\",\"b\":[\"T-1\",0,-1,123456789012345678,\"T-2\",\"T-3\","
+                                     "\"T-4\",\"T-5\"],\"inputs\":\"T-6\",\"outputs\":{\"y\":12},"
+                                     "\"s\":\"1e20 -0\"}");
+    ck_assert(jspan_unlean(&l, lean_text.data, lean_text.len, &back));
+    ck_assert_str_eq(back.data, doc);
+    free(l.raw);
+    buf_free(&lean_text);
+    buf_free(&back);
+}
+END_TEST
+
+START_TEST(test_object_next)
+{
+    const char *o = " { \"a\" : 1 , \"b\\\"c\":[2,3],\"d\":{}} ";
+    size_t pos = 0, ks, ke, vs, ve;
+    ck_assert(jspan_object_next(o, strlen(o), &pos, &ks, &ke, &vs, &ve));
+    ck_assert_int_eq(ke - ks, 1);
+    ck_assert(!strncmp(o + vs, "1", ve - vs));
+    ck_assert(jspan_object_next(o, strlen(o), &pos, &ks, &ke, &vs, &ve));
+    ck_assert(!strncmp(o + ks, "b\\\"c", ke - ks));
+    ck_assert(!strncmp(o + vs, "[2,3]", ve - vs));
+    ck_assert(jspan_object_next(o, strlen(o), &pos, &ks, &ke, &vs, &ve));
+    ck_assert(!strncmp(o + vs, "{}", ve - vs));
+    ck_assert(!jspan_object_next(o, strlen(o), &pos, &ks, &ke, &vs, &ve));
+    pos = 0;
+    ck_assert(!jspan_object_next("{}", 2, &pos, &ks, &ke, &vs, &ve));
+    pos = 0;
+    ck_assert(!jspan_object_next("[1]", 3, &pos, &ks, &ke, &vs, &ve));
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("jspan");
@@ -185,6 +228,8 @@ int main(void)
     tcase_add_test(tc, test_collect_ids);
     tcase_add_test(tc, test_long_strings);
     tcase_add_test(tc, test_lean);
+    tcase_add_test(tc, test_lean_numbers);
+    tcase_add_test(tc, test_object_next);
     suite_add_tcase(s, tc);
     return unit_run(s, CK_FORK_GETENV);
 }
