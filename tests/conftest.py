@@ -22,9 +22,11 @@ def cluster():
     c.server.stop()
     reports = c.server.sanitizer_reports()
     logs = c.server.logs()
+    bad = c.server.unexplained_5xx()
     c.stop()
     assert not reports, "sanitizer reports from the workers:\n" + "\n".join(reports)[:20000]
     assert "runtime error" not in logs, logs[-5000:]
+    assert not bad, "5xx answers no test asked for:\n" + "".join(bad[:50])
 
 
 @pytest.fixture(scope="session")

@@ -35,7 +35,9 @@ def mode_cluster():
                                   "modes-ci", "--role", "write", "--scope", "%s/modes/*" % ORG], env=env, check=True,
                                  capture_output=True, text=True).stdout.strip()
     yield c
+    bad = c.server.unexplained_5xx()
     c.stop()
+    assert not bad, "5xx answers no test asked for:\n" + "".join(bad[:50])
 
 
 def normalise(state):

@@ -24,6 +24,7 @@ def jserver(cluster):
     reports = s.sanitizer_reports()
     assert not reports, "sanitizer reports from the journaling workers:\n" + "\n".join(reports)[:20000]
     assert "runtime error" not in s.logs()
+    assert not s.unexplained_5xx(), "".join(s.unexplained_5xx()[:50])
 
 
 @pytest.fixture(scope="session")

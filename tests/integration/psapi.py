@@ -8,6 +8,8 @@ import os
 import re
 import uuid
 
+import harness
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 Resp = collections.namedtuple("Resp", "status json raw headers")
@@ -18,19 +20,8 @@ SOURCE_REF = re.compile(r"\w+\.[ch]:\d+")
 
 # Every (method, path, status) the suite sent through Api.call; test_zz_routes.py checks coverage.
 CALLS = []
-# The README's Reliability table is made from what the suites record here (scripts/reliability-table.py).
-FIGURES = os.environ.get("PULUMI_STATE_FIGURES") or os.path.join(ROOT, "build", "test-results", "reliability.jsonl")
-
-
-def record(kind, what, n=1):
-    """One line of the reliability figures: a fault survived, or n malformed inputs of a class refused."""
-    os.makedirs(os.path.dirname(FIGURES), exist_ok=True)
-    with open(FIGURES, "a") as f:
-        f.write(json.dumps({"kind": kind, "what": what, "n": n}) + "\n")
-
-
 def record_fault(what):
-    record("fault", what)
+    harness.record("fault", what)
 
 
 def check_error_body(resp, method="GET"):

@@ -29,7 +29,9 @@ def fcluster():
     yield c
     c.server.stop()
     reports = c.server.sanitizer_reports()
+    bad = c.server.unexplained_5xx()
     c.stop()
+    assert not bad, "5xx answers other than 503 during the faults:\n" + "".join(bad[:50])
     assert not reports, "sanitizer reports:\n" + "\n".join(reports)[:20000]
 
 
@@ -39,8 +41,7 @@ def fapi(fcluster):
 
 
 def restart_pg(pg):
-    subprocess.run(["runuser", "-u", "postgres", "--", harness.PG_BIN + "/pg_ctl", "-D", pg.data, "-m", "fast",
-                    "-w", "restart"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pg.restart()
 
 
 def worker_pids(server):

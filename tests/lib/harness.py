@@ -75,11 +75,27 @@ class Postgres:
                              text=True).stdout
         return [line.split("\t") for line in out.splitlines() if line]
 
+    def restart(self):
+        """A fast restart (a fault the suites inject): every connection to it dies."""
+        subprocess.run(["runuser", "-u", "postgres", "--", PG_BIN + "/pg_ctl", "-D", self.data, "-l", self.log, "-m",
+                        "fast", "-w", "restart"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
     def stop(self):
         if self.started:
             subprocess.run(["runuser", "-u", "postgres", "--", PG_BIN + "/pg_ctl", "-D", self.data, "-m", "fast",
                             "-w", "stop"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             self.started = False
+
+
+# The README's Reliability table is made from what the suites record here (scripts/reliability-table.py).
+FIGURES = os.environ.get("PULUMI_STATE_FIGURES") or os.path.join(ROOT, "build", "test-results", "reliability.jsonl")
+
+
+def record(kind, what, n=1):
+    """One line of the reliability figures: a fault survived, or n malformed inputs of a class refused."""
+    os.makedirs(os.path.dirname(FIGURES), exist_ok=True)
+    with open(FIGURES, "a") as f:
+        f.write(json.dumps({"kind": kind, "what": what, "n": n}) + "\n")
 
 
 class Server:
@@ -158,6 +174,15 @@ class Server:
             if os.path.exists(p):
                 out.append(open(p, errors="replace").read()[-20000:])
         return "\n".join(out)
+
+    def unexplained_5xx(self):
+        """Worker log lines of answers 5xx other than 503 (the database away, or the API disabled: what a test
+        causes on purpose). The suites fail on any."""
+        import re
+        p = os.path.join(self.dir, "error.log")
+        if not os.path.exists(p):
+            return []
+        return [line for line in open(p, errors="replace") if re.search(r" -> 5(?!03)\d\d ", line)]
 
     def sanitizer_reports(self):
         reports = []
