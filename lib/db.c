@@ -146,7 +146,7 @@ static PGresult *exec_once(Db *db, bool hot, const char *sql, int nparams, const
     int i = 0;
     while (i < db->nprepared && db->prepared[i] != sql)
         i++;
-    char name[16];
+    char name[24];
     snprintf(name, sizeof(name), "ps_hot_%d", i);
     if (i == db->nprepared) {
         if (i == DB_MAX_PREPARED)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Build pulumi-state out of tree: build/ (release) and, with --sanitizers, build-asan/ (ASan+UBSan).
+# Build pulumi-state out of tree: build/ (release) and, with --sanitizers, build-asan/ (ASan+UBSan) and
+# build-tsan/ (ThreadSanitizer).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x configure ] && [ configure -nt configure.ac ] && [ Makefile.in -nt Makefile.am ] || autoreconf -fi >/dev/null
@@ -12,4 +13,5 @@ build() { # dir, configure flags...
 build build CFLAGS="-O2 -g"
 if [ "${1:-}" = "--sanitizers" ]; then
     build build-asan --enable-sanitizers CFLAGS="-O1 -g"
+    build build-tsan --enable-tsan CFLAGS="-O1 -g"
 fi

@@ -132,6 +132,7 @@ class Server:
             "PULUMI_STATE_BASE_PATH": self.base_path,
             "ASAN_OPTIONS": "log_path=%s/asan:detect_leaks=1:abort_on_error=0" % self.asan_dir,
             "UBSAN_OPTIONS": "print_stacktrace=1:log_path=%s/ubsan" % self.asan_dir,
+            "TSAN_OPTIONS": "log_path=%s/tsan:halt_on_error=0:second_deadlock_stack=1" % self.asan_dir,
         }
         e.update(self.settings)
         return e
