@@ -365,7 +365,8 @@ UrnResult urn_rename_state(const char *doc, size_t len, const char *old_stack, c
     }
     UrnResult result = r.bad_provider ? URN_BAD_PROVIDER : URN_OK;
     if (result == URN_OK) {
-        qsort(r.edits, r.n, sizeof(Edit), edit_cmp);
+        if (r.n)
+            qsort(r.edits, r.n, sizeof(Edit), edit_cmp);
         size_t at = 0, total = len;
         for (size_t i = 0; i < r.n; i++)
             total += strlen(r.edits[i].text);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Set up and run the whole test suite: unit tests (release and ASan+UBSan builds), HTTP
-# integration tests against the sanitizer build, and the real Pulumi CLI end to end.
-# JUnit XML reports go to build/test-results/.
+# Set up and run the whole test suite: unit tests (release and ASan+UBSan builds), the fuzz targets
+# for a fixed number of inputs, HTTP integration and fault-injection tests against the sanitizer build,
+# the concurrency tests against the ThreadSanitizer build, and the real Pulumi CLI end to end.
+# JUnit XML reports and the Reliability figures go to build/test-results/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -9,12 +10,16 @@ python3 -c 'import pytest' 2>/dev/null || python3 -m pip install -q pytest
 bash scripts/build.sh --sanitizers
 results=$PWD/build/test-results
 mkdir -p "$results"
+rm -f "$results"/*.jsonl
 
 echo "== unit tests (release build)"
 make -s -C build check || { cat build/tests/unit/*.log; exit 1; }
 echo "== unit tests (ASan+UBSan build)"
 make -s -C build-asan check || { cat build-asan/tests/unit/*.log; exit 1; }
 python3 tests/lib/check2junit.py build/tests/unit build-asan/tests/unit > "$results/unit.xml"
+
+echo "== fuzz targets (a fixed number of inputs each; scripts/fuzz.sh runs them long)"
+FUZZ_RUNS=${FUZZ_RUNS:-20000} bash scripts/fuzz.sh --ci
 
 echo "== the real Pulumi CLI"
 cli_dir=$(bash tests/cli/install-pulumi.sh)
@@ -23,6 +28,12 @@ export PULUMI_CLI_DIR=$cli_dir
 echo "== integration tests (ASan+UBSan workers)"
 PULUMI_STATE_BINDIR=$PWD/build-asan python3 -m pytest -q tests/integration \
     --junitxml="$results/integration.xml" -p no:cacheprovider
+echo "== concurrency tests (ThreadSanitizer workers; any report fails the run)"
+PULUMI_STATE_BINDIR=$PWD/build-tsan python3 -m pytest -q tests/integration/test_concurrency.py \
+    --junitxml="$results/tsan.xml" -p no:cacheprovider
 echo "== CLI end-to-end tests"
 PULUMI_STATE_BINDIR=$PWD/build python3 -m pytest -q tests/cli \
     --junitxml="$results/cli.xml" -p no:cacheprovider
+echo "== reliability figures"
+python3 scripts/reliability-table.py > "$results/reliability.md"
+cat "$results/reliability.md"

@@ -117,6 +117,7 @@ class Api:
             auth = "update-token " + (update.token if isinstance(update, Update) else update)
         r = Resp(*self.server.request(method, path, body=body, token=token, headers=headers, raw=raw, auth=auth))
         CALLS.append((method, path.split("?")[0], r.status))
+        harness.record_call(method, path.split("?")[0], r.status)
         if r.status >= 400:
             check_error_body(r, method)
         assert r.status < 500, "server error on %s %s: %r" % (method, path, r.raw[:500])
