@@ -95,7 +95,7 @@ def measure(bindir):
 def main():
     dirs = sys.argv[1:] or [os.path.join(harness.ROOT, "build")]
     for d in dirs:
-        print(json.dumps(measure(d), indent=1))
+        print(json.dumps(measure(os.path.abspath(d)), indent=1))
 
 
 if __name__ == "__main__":
