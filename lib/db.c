@@ -214,7 +214,7 @@ static PGresult *exec_params(Db *db, bool hot, const char *sql, int nparams, con
     }
 }
 
-/* One attempt; *lost tells whether it failed because the connection was lost. */
+/* One attempt; *retry says whether it failed because the connection was lost and may be made again. */
 static bool copy_rows(Db *db, const char *copy_sql, const Buf *stream, bool *retry);
 
 bool db_copy(Db *db, const char *copy_sql, const Buf *stream)

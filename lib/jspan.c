@@ -276,39 +276,11 @@ bool jspan_validate(const char *s, size_t len)
 
 bool jspan_member(const char *s, size_t len, const char *key, size_t *start, size_t *end)
 {
-    Scan sc = {s, s + len, NULL, NULL};
-    size_t klen = strlen(key);
-    skip_ws(&sc);
-    if (sc.p >= sc.end || *sc.p != '{')
-        return false;
-    sc.p++;
-    skip_ws(&sc);
-    if (sc.p < sc.end && *sc.p == '}')
-        return false;
-    for (;;) {
-        skip_ws(&sc);
-        const char *kstart = sc.p + 1;
-        if (!scan_string(&sc))
-            return false;
-        bool match = (size_t)(sc.p - 1 - kstart) == klen && memcmp(kstart, key, klen) == 0;
-        skip_ws(&sc);
-        if (sc.p >= sc.end || *sc.p != ':')
-            return false;
-        sc.p++;
-        skip_ws(&sc);
-        const char *vstart = sc.p;
-        if (!scan_value(&sc, 1))
-            return false;
-        if (match) {
-            *start = (size_t)(vstart - s);
-            *end = (size_t)(sc.p - s);
+    size_t klen = strlen(key), pos = 0, ks, ke;
+    while (jspan_object_next(s, len, &pos, &ks, &ke, start, end))
+        if (ke - ks == klen && memcmp(s + ks, key, klen) == 0)
             return true;
-        }
-        skip_ws(&sc);
-        if (sc.p >= sc.end || *sc.p != ',')
-            return false;
-        sc.p++;
-    }
+    return false;
 }
 
 long jspan_array_count(const char *s, size_t len)
@@ -373,6 +345,62 @@ bool jspan_array_next(const char *s, size_t len, size_t *pos, size_t *start, siz
     *end = (size_t)(sc.p - s);
     *pos = *end;
     return true;
+}
+
+static void put_utf8(Buf *b, unsigned long cp)
+{
+    unsigned char u[4];
+    size_t n;
+    if (cp < 0x80) {
+        u[0] = (unsigned char)cp;
+        n = 1;
+    } else if (cp < 0x800) {
+        u[0] = (unsigned char)(0xc0 | cp >> 6);
+        u[1] = (unsigned char)(0x80 | (cp & 0x3f));
+        n = 2;
+    } else if (cp < 0x10000) {
+        u[0] = (unsigned char)(0xe0 | cp >> 12);
+        u[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
+        u[2] = (unsigned char)(0x80 | (cp & 0x3f));
+        n = 3;
+    } else {
+        u[0] = (unsigned char)(0xf0 | cp >> 18);
+        u[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3f));
+        u[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
+        u[3] = (unsigned char)(0x80 | (cp & 0x3f));
+        n = 4;
+    }
+    buf_append(b, u, n);
+}
+
+char *jspan_string_value(const char *s, size_t len)
+{
+    Buf b;
+    buf_init(&b);
+    for (size_t i = 1; i + 1 < len; i++) {
+        if (s[i] != '\\') {
+            buf_append(&b, s + i, 1);
+            continue;
+        }
+        char e = s[++i];
+        if (e == 'u') {
+            unsigned long cp = hex4(s + i + 1);
+            i += 4;
+            if (cp >= 0xd800 && cp <= 0xdbff) {
+                cp = 0x10000 + ((cp - 0xd800) << 10) + (hex4(s + i + 3) - 0xdc00);
+                i += 6;
+            }
+            if (cp == 0) {
+                buf_free(&b);
+                return NULL;
+            }
+            put_utf8(&b, cp);
+            continue;
+        }
+        char c = e == 'b' ? '\b' : e == 'f' ? '\f' : e == 'n' ? '\n' : e == 'r' ? '\r' : e == 't' ? '\t' : e;
+        buf_append(&b, &c, 1);
+    }
+    return buf_steal(&b, NULL);
 }
 
 bool jspan_object_next(const char *s, size_t len, size_t *pos, size_t *ks, size_t *ke, size_t *vs, size_t *ve)

@@ -23,6 +23,9 @@ bool jspan_array_next(const char *s, size_t len, size_t *pos, size_t *start, siz
  * call sets the next key's span without its quotes [*ks, *ke) (escapes as written) and its value's
  * span [*vs, *ve), and returns true; false at the end. */
 bool jspan_object_next(const char *s, size_t len, size_t *pos, size_t *ks, size_t *ke, size_t *vs, size_t *ve);
+/* The value of the validated JSON string s[0..len) (quotes included), escapes decoded to UTF-8: new,
+ * or NULL if it holds \u0000. */
+char *jspan_string_value(const char *s, size_t len);
 /* Parse the span as a JSON integer (no fraction or exponent) into *out. */
 bool jspan_int(const char *s, size_t len, long long *out);
 /* True if the span is the literal null. */

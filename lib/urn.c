@@ -84,71 +84,6 @@ static void add_edit(Renamer *r, const char *at, size_t len, char *text)
     r->edits[r->n++] = (Edit){(size_t)(at - r->doc), len, text};
 }
 
-static void put_utf8(Buf *b, unsigned long cp)
-{
-    unsigned char u[4];
-    size_t n;
-    if (cp < 0x80) {
-        u[0] = (unsigned char)cp;
-        n = 1;
-    } else if (cp < 0x800) {
-        u[0] = (unsigned char)(0xc0 | cp >> 6);
-        u[1] = (unsigned char)(0x80 | (cp & 0x3f));
-        n = 2;
-    } else if (cp < 0x10000) {
-        u[0] = (unsigned char)(0xe0 | cp >> 12);
-        u[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
-        u[2] = (unsigned char)(0x80 | (cp & 0x3f));
-        n = 3;
-    } else {
-        u[0] = (unsigned char)(0xf0 | cp >> 18);
-        u[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3f));
-        u[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
-        u[3] = (unsigned char)(0x80 | (cp & 0x3f));
-        n = 4;
-    }
-    buf_append(b, u, n);
-}
-
-static unsigned hex4(const char *p)
-{
-    unsigned v = 0;
-    for (int i = 0; i < 4; i++)
-        v = v * 16 + (unsigned)(p[i] <= '9' ? p[i] - '0' : (p[i] | 0x20) - 'a' + 10);
-    return v;
-}
-
-/* The value of the (validated) JSON string s[0..len), quotes included: new, or NULL if it holds NUL. */
-static char *string_value(const char *s, size_t len)
-{
-    Buf b;
-    buf_init(&b);
-    for (size_t i = 1; i + 1 < len; i++) {
-        if (s[i] != '\\') {
-            buf_append(&b, s + i, 1);
-            continue;
-        }
-        char e = s[++i];
-        if (e == 'u') {
-            unsigned long cp = hex4(s + i + 1);
-            i += 4;
-            if (cp >= 0xd800 && cp <= 0xdbff) {
-                cp = 0x10000 + ((cp - 0xd800) << 10) + (hex4(s + i + 3) - 0xdc00);
-                i += 6;
-            }
-            if (cp == 0) {
-                buf_free(&b);
-                return NULL;
-            }
-            put_utf8(&b, cp);
-            continue;
-        }
-        char c = e == 'b' ? '\b' : e == 'f' ? '\f' : e == 'n' ? '\n' : e == 'r' ? '\r' : e == 't' ? '\t' : e;
-        buf_append(&b, &c, 1);
-    }
-    return buf_steal(&b, NULL);
-}
-
 /* s as a JSON string, escaped the way Go's encoder escapes. new. */
 static char *string_json(const char *s)
 {
@@ -182,7 +117,7 @@ static void rename_string(Renamer *r, const char *v, size_t len)
 {
     if (len < 2 || v[0] != '"')
         return;
-    char *s = string_value(v, len);
+    char *s = jspan_string_value(v, len);
     char *n = s ? urn_rename(s, r->old_stack, r->old_project, r->new_stack, r->new_project) : NULL;
     if (n)
         add_edit(r, v, len, string_json(n));
@@ -204,7 +139,7 @@ static void rename_provider(Renamer *r, const char *v, size_t len)
 {
     if (len < 2 || v[0] != '"')
         return;
-    char *s = string_value(v, len);
+    char *s = jspan_string_value(v, len);
     if (!s || !*s) {
         free(s);
         return;
