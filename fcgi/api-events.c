@@ -5,9 +5,9 @@
 #include "api.h"
 #include "jspan.h"
 #include "names.h"
-#include "stack.h"
+#include "history.h"
+#include "update.h"
 
-#define EVENTS_PAGE 500
 #define EVENTS_MAX_SEQ 9223372036854775807LL
 
 /* The resourceChanges of a summary event, if this event is one. */
@@ -68,32 +68,14 @@ void api_post_events(Ctx *c)
         reply_error(c, 400, "Bad Request: summaryEvent.resourceChanges must map operation names to counts");
         goto out;
     }
-    int stored = update_store_batch(c, false, &batch);
-    if (stored == 0) {
-        UpdateInfo info;
-        if (!update_auth(c, false, NULL, &info))
-            goto out;
-        if (strcmp(info.status, "running") != 0) {
-            reply_error(c, 409, "Conflict: the update is not in progress (it is %s)", status_wire(info.status));
-            goto out;
-        }
-        stored = update_store_batch(c, false, &batch);
-        if (stored == 0) {
-            reply_error(c, 409, "Conflict: the update no longer takes events");
-            goto out;
-        }
-    }
-    if (stored > 0 && changes.p) {
+    if (changes.p)
         changes_text = xstrndup(changes.p, changes.len);
-        DbParam p[] = {DB_TEXT(c->update_id), DB_TEXT(changes_text)};
-        if (!db_run(c->db, "UPDATE extension_pulumi_state_updates SET resource_changes = $2::jsonb WHERE id = $1", 2,
-                    p))
-            stored = -1;
-    }
-    if (stored < 0)
-        reply_internal(c);
-    else
+    StackRef ref = ctx_stack(c);
+    ApiError e;
+    if (update_append(c->db, &ref, c->update_id, c->update_token, false, &batch, changes_text, &e))
         reply_ok(c);
+    else
+        reply_api_error(c, &e);
 out:
     free(changes_text);
     jspan_ids_free(&batch);
@@ -103,7 +85,7 @@ void api_get_events(Ctx *c)
 {
     const char *uid = c->captures[4];
     if (!name_valid_uuid(uid)) {
-        reply_error(c, 404, "Not Found: unknown update");
+        reply_error(c, 404, MSG_UNKNOWN_UPDATE);
         return;
     }
     char *tok = ctx_query(c, "continuationToken");
@@ -116,68 +98,13 @@ void api_get_events(Ctx *c)
         return;
     }
     free(tok);
-    Stack *s = stack_fetch(c);
-    if (!s)
-        return;
-    char abuf[24], lbuf[16];
-    snprintf(abuf, sizeof(abuf), "%lld", after);
-    snprintf(lbuf, sizeof(lbuf), "%d", EVENTS_PAGE + 1);
-    DbParam p[] = {DB_TEXT(uid), DB_TEXT(s->id)};
-    PGresult *st = db_exec(c->db, "SELECT status FROM extension_pulumi_state_updates WHERE id = $1 AND stack_id = $2", 2,
-                           p, false);
-    if (!st || PQntuples(st) != 1) {
-        if (st)
-            reply_error(c, 404, "Not Found: update '%s' not found on this stack", uid);
-        else
-            reply_internal(c);
-        PQclear(st);
-        stack_free(s);
-        return;
-    }
-    const char *status = PQgetvalue(st, 0, 0);
-    bool done = strcmp(status, "running") != 0 && strcmp(status, "not started") != 0;
-    DbParam q[] = {DB_TEXT(uid), DB_TEXT(abuf), DB_TEXT(lbuf)};
-    PGresult *r = db_exec(c->db,
-                          "SELECT e.sequence::text AS seq, e.event FROM extension_pulumi_state_events e "
-                          "WHERE e.update_id = $1 AND e.sequence > $2::bigint ORDER BY e.sequence LIMIT $3::int",
-                          3, q, true);
-    if (!r) {
-        PQclear(st);
-        stack_free(s);
-        reply_internal(c);
-        return;
-    }
-    int n = PQntuples(r);
-    int shown = n > EVENTS_PAGE ? EVENTS_PAGE : n;
-    if (!done) {
-        /* The CLI numbers events 0, 1, 2, .. but sends batches concurrently: while the update runs,
-         * answer only up to the first gap, so a reader's continuation never skips a batch that is
-         * still on its way. Once the update has ended, gaps are final and everything is shown. */
-        long long next = after + 1;
-        for (int i = 0; i < shown; i++, next++)
-            if (strtoll(PQgetvalue(r, i, 0), NULL, 10) != next) {
-                shown = i;
-                n = i; /* not the end: the continuation stays open */
-                break;
-            }
-    }
+    StackRef ref = ctx_stack(c);
     Buf out;
     buf_init(&out);
-    buf_puts(&out, "{\"events\":[");
-    for (int i = 0; i < shown; i++) {
-        if (i)
-            buf_puts(&out, ",");
-        buf_append(&out, PQgetvalue(r, i, 1), (size_t)PQgetlength(r, i, 1));
-    }
-    buf_puts(&out, "],\"continuationToken\":");
-    if (done && n <= EVENTS_PAGE)
-        buf_puts(&out, "null");
+    ApiError e;
+    if (events_page(c->db, &ref, uid, after, &out, &e))
+        reply_bytes(c, 200, out.data, out.len, false);
     else
-        buf_printf(&out, "\"%s\"", shown ? PQgetvalue(r, shown - 1, 0) : abuf);
-    buf_puts(&out, "}");
-    reply_bytes(c, 200, out.data, out.len, false);
+        reply_api_error(c, &e);
     buf_free(&out);
-    PQclear(r);
-    PQclear(st);
-    stack_free(s);
 }

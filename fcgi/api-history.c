@@ -3,16 +3,7 @@
 #include <string.h>
 
 #include "api.h"
-#include "stack.h"
-
-#define HISTORY_ROW                                                                                              \
-    "json_build_object('kind', kind, 'startTime', extract(epoch from coalesce(started_at, created_at))::bigint, " \
-    "'message', coalesce(metadata ->> 'message', ''), 'environment', coalesce(metadata -> 'environment', '{}'), " \
-    "'config', config, 'result', CASE status WHEN 'succeeded' THEN 'succeeded' WHEN 'running' THEN "            \
-    "'in-progress' WHEN 'not started' THEN 'not-started' ELSE 'failed' END, "                                     \
-    "'endTime', coalesce(extract(epoch from ended_at)::bigint, 0), 'version', coalesce(result_version, 0), "     \
-    "'resourceChanges', coalesce(resource_changes, '{}'), 'resourceCount', coalesce(resource_count, 0))::text "   \
-    "FROM extension_pulumi_state_updates WHERE stack_id = $1 AND NOT dry_run AND status <> 'not started' "
+#include "history.h"
 
 static bool query_int(Ctx *c, const char *name, long def, long min, long max, long *out)
 {
@@ -40,55 +31,26 @@ void api_history(Ctx *c)
         size = 1000;
     if (page < 1)
         page = 1;
-    Stack *s = stack_fetch(c);
-    if (!s)
-        return;
-    char lbuf[16], obuf[24];
-    snprintf(lbuf, sizeof(lbuf), "%ld", size);
-    snprintf(obuf, sizeof(obuf), "%ld", (page - 1) * size);
-    DbParam p[] = {DB_TEXT(s->id), DB_TEXT(lbuf), DB_TEXT(obuf)};
-    PGresult *r = db_exec(c->db, "SELECT " HISTORY_ROW "ORDER BY created_at DESC, id LIMIT $2::int OFFSET $3::bigint",
-                          3, p, false);
-    stack_free(s);
-    if (!r) {
-        reply_internal(c);
-        return;
-    }
+    StackRef ref = ctx_stack(c);
     Buf out;
     buf_init(&out);
-    buf_puts(&out, "{\"updates\":[");
-    for (int i = 0; i < PQntuples(r); i++) {
-        if (i)
-            buf_puts(&out, ",");
-        buf_puts(&out, PQgetvalue(r, i, 0));
-    }
-    buf_puts(&out, "]}");
-    PQclear(r);
-    reply_bytes(c, 200, out.data, out.len, false);
+    ApiError e;
+    if (history_page(c->db, &ref, size, page, &out, &e))
+        reply_bytes(c, 200, out.data, out.len, false);
+    else
+        reply_api_error(c, &e);
     buf_free(&out);
 }
 
 void api_latest_update(Ctx *c)
 {
-    Stack *s = stack_fetch(c);
-    if (!s)
-        return;
-    DbParam p[] = {DB_TEXT(s->id)};
-    PGresult *r = db_exec(c->db, "SELECT " HISTORY_ROW "ORDER BY created_at DESC LIMIT 1", 1, p, false);
-    stack_free(s);
-    if (!r) {
-        reply_internal(c);
-        return;
-    }
-    if (PQntuples(r) != 1) {
-        PQclear(r);
-        reply_error(c, 404, "Not Found: the stack has no previous update");
-        return;
-    }
+    StackRef ref = ctx_stack(c);
     Buf out;
     buf_init(&out);
-    buf_printf(&out, "{\"info\":%s}", PQgetvalue(r, 0, 0));
-    PQclear(r);
-    reply_bytes(c, 200, out.data, out.len, false);
+    ApiError e;
+    if (history_latest(c->db, &ref, &out, &e))
+        reply_bytes(c, 200, out.data, out.len, false);
+    else
+        reply_api_error(c, &e);
     buf_free(&out);
 }

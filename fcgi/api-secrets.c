@@ -4,18 +4,15 @@
 #include <string.h>
 
 #include "api.h"
-#include "stack.h"
 
 /* Load the stack and unwrap its data key. Replies and returns NULL on failure. */
 static Stack *stack_key(Ctx *c, unsigned char key[CRYPTO_KEY_LEN])
 {
-    Stack *s = stack_fetch(c);
-    if (!s)
-        return NULL;
-    if (!crypto_unwrap_key(c->w->master_key, s->id, s->secrets_key, key) &&
-        !(c->w->old_master_key && crypto_unwrap_key(c->w->old_master_key, s->id, s->secrets_key, key))) {
-        log_error("[%s] the data key of stack %s does not unwrap under the master key", c->request_id, s->id);
-        reply_internal(c);
+    StackRef ref = ctx_stack(c);
+    ApiError e;
+    Stack *s = stack_get(c->db, &ref, &e);
+    if (!s || !stack_data_key(s, c->w->master_key, c->w->old_master_key, key, &e)) {
+        reply_api_error(c, &e);
         stack_free(s);
         return NULL;
     }
@@ -201,9 +198,12 @@ void api_log_decryption(Ctx *c)
 {
     if (c->body_len && !ctx_json(c))
         return;
-    Stack *s = stack_fetch(c);
-    if (!s)
-        return;
+    StackRef ref = ctx_stack(c);
+    ApiError e;
+    Stack *s = stack_get(c->db, &ref, &e);
+    if (s)
+        reply_ok(c);
+    else
+        reply_api_error(c, &e);
     stack_free(s);
-    reply_ok(c);
 }

@@ -11,9 +11,5 @@
 bool auth_request(Ctx *c);
 /* True if the caller's token scope covers org/project/stack. */
 bool auth_scope_allows(const Ctx *c, const char *org, const char *project, const char *stack);
-/* new: lowercase hex SHA-256 of a token. */
-char *auth_token_hash(const char *token);
-/* new: a fresh random token with the given prefix ("pul-" style). */
-char *auth_token_new(const char *prefix);
 
 #endif

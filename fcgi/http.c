@@ -22,7 +22,7 @@ void reply_json(Ctx *c, int status, json_t *obj)
     char *s = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(obj);
     if (!s) {
-        log_error("[%s] could not serialise a reply", c->request_id);
+        log_error("could not serialise a reply");
         reply_internal(c);
         return;
     }
@@ -58,6 +58,19 @@ void reply_ok(Ctx *c)
     buf_puts(&c->out, "{}");
 }
 
+void reply_api_error(Ctx *c, const ApiError *e)
+{
+    if (e->status >= 500 || e->status < 400)
+        reply_internal(c);
+    else
+        reply_error(c, e->status, "%s", e->message);
+}
+
+StackRef ctx_stack(const Ctx *c)
+{
+    return (StackRef){c->captures[0], c->captures[1], c->captures[2]};
+}
+
 json_t *ctx_json(Ctx *c)
 {
     if (c->json)
@@ -79,45 +92,6 @@ json_t *ctx_json(Ctx *c)
         return NULL;
     }
     return c->json;
-}
-
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
-char *url_decode(const char *s, size_t n, bool plus_is_space)
-{
-    char *out = xmalloc(n + 1);
-    size_t j = 0;
-    for (size_t i = 0; i < n; i++) {
-        char ch = s[i];
-        if (ch == '%') {
-            if (i + 2 >= n)
-                goto fail;
-            int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
-            if (hi < 0 || lo < 0)
-                goto fail;
-            ch = (char)(hi * 16 + lo);
-            if (ch == '\0')
-                goto fail;
-            i += 2;
-        } else if (ch == '+' && plus_is_space) {
-            ch = ' ';
-        }
-        out[j++] = ch;
-    }
-    out[j] = '\0';
-    return out;
-fail:
-    free(out);
-    return NULL;
 }
 
 char *ctx_query(Ctx *c, const char *name)

@@ -7,9 +7,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "apierror.h"
+#include "audit.h"
 #include "config.h"
 #include "crypto.h"
 #include "db.h"
+#include "stack.h"
 #include "util.h"
 
 #define MAX_CAPTURES 8
@@ -49,8 +52,9 @@ typedef struct Ctx {
     char *actor;                /* token name */
     int role;                   /* Role of the token (router.h) */
     char *scope;                /* glob over "org/project/stack", NULL = everything */
-    bool audited;               /* the audit row was written (in the change's transaction) */
+    Audit audit;                /* the route's audit row (enabled for audited routes), filled after auth */
     char *update_id;            /* for update-token calls: the update the token belongs to */
+    const char *update_token;   /* for update-token calls: the lease token (borrowed from auth) */
     /* reply */
     int status;
     char *content_type;
@@ -66,14 +70,15 @@ void reply_error(Ctx *c, int status, const char *fmt, ...) __attribute__((format
 void reply_internal(Ctx *c);
 /* 200 {} */
 void reply_ok(Ctx *c);
+/* The one rendering of a domain error: its status and message; 5xx carry the request id only. */
+void reply_api_error(Ctx *c, const ApiError *e);
+
+/* The stack of a ROUTE_STACK route's path (captures 0..2, borrowed). */
+StackRef ctx_stack(const Ctx *c);
 
 /* Parse the body as a JSON object; on failure replies 400 and returns NULL. Borrowed result. */
 json_t *ctx_json(Ctx *c);
 /* A query-string parameter, decoded (new), or NULL. */
 char *ctx_query(Ctx *c, const char *name);
-
-/* Percent-decode s[0..n) into a new string ('+' is a space in query strings only); NULL on bad
- * escapes or a decoded NUL. */
-char *url_decode(const char *s, size_t n, bool plus_is_space);
 
 #endif

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http.h"
+#include "util.h"
 
 #define MAX_SEGS 16
 

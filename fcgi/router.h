@@ -4,10 +4,11 @@
 
 #include <stdbool.h>
 
+#include "token.h"
+
 struct Ctx;
 
 typedef enum { AUTH_NONE, AUTH_USER, AUTH_UPDATE } AuthKind;
-typedef enum { ROLE_READ, ROLE_WRITE, ROLE_ADMIN } Role;
 /* Route flags. */
 #define ROUTE_AUDIT 1      /* state-changing: write an audit row */
 #define ROUTE_STACK 2      /* captures 0..2 are org/project/stack */

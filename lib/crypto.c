@@ -283,28 +283,10 @@ fail:
     return ok;
 }
 
-static int hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Exactly 2*CRYPTO_KEY_LEN hex digits, either case. */
 static bool parse_hex_key(const char *s, size_t len, unsigned char key[CRYPTO_KEY_LEN])
 {
-    if (len != 2 * CRYPTO_KEY_LEN)
-        return false;
-    for (size_t i = 0; i < 2 * CRYPTO_KEY_LEN; i++)
-        if (hex_value((unsigned char)s[i]) < 0)
-            return false;
-    for (size_t i = 0; i < CRYPTO_KEY_LEN; i++)
-        key[i] = (unsigned char)(hex_value((unsigned char)s[2 * i]) << 4 | hex_value((unsigned char)s[2 * i + 1]));
-    return true;
+    return len == 2 * CRYPTO_KEY_LEN && hex_decode(s, len, key);
 }
 
 bool crypto_parse_key(const char *s, unsigned char key[CRYPTO_KEY_LEN])

@@ -6,8 +6,6 @@
 
 #include "util.h"
 
-static __thread char last_sqlstate[6];
-
 static void db_reset(Db *db)
 {
     PQreset(db->conn);
@@ -124,17 +122,17 @@ static bool retry_after_loss(Db *db, const PGresult *r)
     return true;
 }
 
-static void note_failure(Db *db, PGresult *r, const char *sql)
+/* Log a failure (unless it is one a caller expects: a unique violation, a refused check) and say
+ * which it was. */
+static DbOutcome note_failure(Db *db, PGresult *r, const char *sql)
 {
     const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-    if (state) {
-        strncpy(last_sqlstate, state, sizeof(last_sqlstate) - 1);
-        last_sqlstate[sizeof(last_sqlstate) - 1] = '\0';
-    }
-    /* Unique violations and division by zero (a refused batch check) are expected by callers
-     * that check db_last_sqlstate(). */
-    if (!state || (strcmp(state, "23505") != 0 && strcmp(state, "22012") != 0))
-        log_error("query failed: %s [%.80s]", PQerrorMessage(db->conn), sql);
+    if (state && !strcmp(state, "23505"))
+        return DB_DUPLICATE;
+    if (state && !strcmp(state, "22012"))
+        return DB_REFUSED;
+    log_error("query failed: %s [%.80s]", PQerrorMessage(db->conn), sql);
+    return DB_ERROR;
 }
 
 /* One execution: as a prepared statement when hot (preparing it on first use on this connection). */
@@ -161,31 +159,49 @@ static PGresult *exec_once(Db *db, bool hot, const char *sql, int nparams, const
 }
 
 static PGresult *exec_params(Db *db, bool hot, const char *sql, int nparams, const DbParam *params,
-                             bool binary_result);
+                             bool binary_result, DbOutcome *outcome);
+
+static PGresult *exec_timed(Db *db, bool hot, const char *sql, int nparams, const DbParam *params,
+                            bool binary_result, DbOutcome *outcome)
+{
+    double t0 = mono_ms();
+    DbOutcome o;
+    PGresult *r = exec_params(db, hot, sql, nparams, params, binary_result, outcome ? outcome : &o);
+    db->wait_ms += mono_ms() - t0;
+    return r;
+}
 
 PGresult *db_exec(Db *db, const char *sql, int nparams, const DbParam *params, bool binary_result)
 {
-    double t0 = mono_ms();
-    PGresult *r = exec_params(db, false, sql, nparams, params, binary_result);
-    db->wait_ms += mono_ms() - t0;
-    return r;
+    return exec_timed(db, false, sql, nparams, params, binary_result, NULL);
 }
 
 PGresult *db_exec_hot(Db *db, const char *sql, int nparams, const DbParam *params, bool binary_result)
 {
-    double t0 = mono_ms();
-    PGresult *r = exec_params(db, true, sql, nparams, params, binary_result);
-    db->wait_ms += mono_ms() - t0;
-    return r;
+    return exec_timed(db, true, sql, nparams, params, binary_result, NULL);
+}
+
+DbOutcome db_run_outcome(Db *db, const char *sql, int nparams, const DbParam *params)
+{
+    DbOutcome o;
+    PQclear(exec_timed(db, false, sql, nparams, params, false, &o));
+    return o;
+}
+
+DbOutcome db_run_hot_outcome(Db *db, const char *sql, int nparams, const DbParam *params)
+{
+    DbOutcome o;
+    PQclear(exec_timed(db, true, sql, nparams, params, false, &o));
+    return o;
 }
 
 static PGresult *exec_params(Db *db, bool hot, const char *sql, int nparams, const DbParam *params,
-                             bool binary_result)
+                             bool binary_result, DbOutcome *outcome)
 {
     const char *values[16];
     int lengths[16];
     int formats[16];
-    last_sqlstate[0] = '\0';
+    *outcome = DB_ERROR;
     if (nparams > 16) {
         log_error("db_exec: too many parameters (%d)", nparams);
         return NULL;
@@ -200,13 +216,14 @@ static PGresult *exec_params(Db *db, bool hot, const char *sql, int nparams, con
         ExecStatusType st = PQresultStatus(r);
         if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
             count_traffic(db, nparams, values, lengths, r);
+            *outcome = DB_OK;
             return r;
         }
         bool again = attempt == 0 && retry_after_loss(db, r);
         if (!again) {
             if (attempt > 0 && connection_lost(db, r))
                 db->lost = true;
-            note_failure(db, r, sql);
+            *outcome = note_failure(db, r, sql);
             PQclear(r);
             return NULL;
         }
@@ -215,24 +232,57 @@ static PGresult *exec_params(Db *db, bool hot, const char *sql, int nparams, con
 }
 
 /* One attempt; *retry says whether it failed because the connection was lost and may be made again. */
-static bool copy_rows(Db *db, const char *copy_sql, const Buf *stream, bool *retry);
+static DbOutcome copy_rows(Db *db, const char *copy_sql, const Buf *stream, bool *retry);
 
-bool db_copy(Db *db, const char *copy_sql, const Buf *stream)
+/* sql with $1..$n (n <= 9) replaced by the quoted literals lits. */
+static char *inline_params(const char *sql, char *const *lits, int n)
 {
-    double t0 = mono_ms();
-    bool retry = false;
-    bool ok = copy_rows(db, copy_sql, stream, &retry);
-    if (!ok && retry)
-        ok = copy_rows(db, copy_sql, stream, &retry);
-    db->wait_ms += mono_ms() - t0;
-    return ok;
+    Buf b;
+    buf_init(&b);
+    for (const char *p = sql; *p; p++) {
+        if (*p == '$' && p[1] >= '1' && p[1] <= '0' + n && !(p[2] >= '0' && p[2] <= '9')) {
+            buf_puts(&b, lits[p[1] - '1']);
+            p++;
+        } else {
+            buf_append(&b, p, 1);
+        }
+    }
+    return buf_steal(&b, NULL);
 }
 
-static bool copy_rows(Db *db, const char *copy_sql, const Buf *stream, bool *retry)
+DbOutcome db_copy_checked(Db *db, const char *check_sql, int nparams, const DbParam *params, const char *copy_sql,
+                          const Buf *stream)
+{
+    char *lits[9] = {NULL};
+    DbOutcome o = DB_ERROR;
+    if (nparams > 9 || db->in_tx)
+        return DB_ERROR;
+    for (int i = 0; i < nparams; i++) {
+        const char *v = params[i].value;
+        if (params[i].len >= 0 || !v || !(lits[i] = PQescapeLiteral(db->conn, v, strlen(v))))
+            goto out;
+    }
+    char *check = inline_params(check_sql, lits, nparams);
+    char *sql = xasprintf("%s; %s", check, copy_sql);
+    free(check);
+    double t0 = mono_ms();
+    bool retry = false;
+    o = copy_rows(db, sql, stream, &retry);
+    if (o != DB_OK && retry)
+        o = copy_rows(db, sql, stream, &retry);
+    db->wait_ms += mono_ms() - t0;
+    free(sql);
+out:
+    for (int i = 0; i < nparams; i++)
+        PQfreemem(lits[i]);
+    return o;
+}
+
+static DbOutcome copy_rows(Db *db, const char *copy_sql, const Buf *stream, bool *retry)
 {
     bool first = !*retry;
     *retry = false;
-    last_sqlstate[0] = '\0';
+    DbOutcome o = DB_ERROR;
     db->traffic += stream->len;
     PGresult *r = PQexec(db->conn, copy_sql);
     if (PQresultStatus(r) != PGRES_COPY_IN) {
@@ -242,9 +292,9 @@ static bool copy_rows(Db *db, const char *copy_sql, const Buf *stream, bool *ret
         else if (connection_lost(db, r))
             db->lost = true;
         if (!*retry)
-            note_failure(db, r, copy_sql);
+            o = note_failure(db, r, copy_sql);
         PQclear(r);
-        return false;
+        return o;
     }
     PQclear(r);
     /* Large streams go in slices: PQputCopyData takes an int length. */
@@ -257,14 +307,14 @@ static bool copy_rows(Db *db, const char *copy_sql, const Buf *stream, bool *ret
     if (PQputCopyEnd(db->conn, sent ? NULL : "the worker could not send the rows") != 1) {
         log_error("COPY failed: %s", PQerrorMessage(db->conn));
         db->lost = connection_lost(db, NULL);
-        return false;
+        return DB_ERROR;
     }
     bool ok = true, lost = false;
     while ((r = PQgetResult(db->conn)) != NULL) {
         if (PQresultStatus(r) != PGRES_COMMAND_OK) {
             lost = lost || connection_lost(db, r);
             if (!lost)
-                note_failure(db, r, copy_sql);
+                o = note_failure(db, r, copy_sql);
             ok = false;
         }
         PQclear(r);
@@ -280,7 +330,7 @@ static bool copy_rows(Db *db, const char *copy_sql, const Buf *stream, bool *ret
         else if (lost)
             db->lost = true;
     }
-    return ok && sent;
+    return ok && sent ? DB_OK : lost || !sent ? DB_ERROR : o;
 }
 
 bool db_run(Db *db, const char *sql, int nparams, const DbParam *params)
@@ -292,9 +342,26 @@ bool db_run(Db *db, const char *sql, int nparams, const DbParam *params)
     return true;
 }
 
-const char *db_last_sqlstate(void)
+bool db_run_script(Db *db, const char *sql)
 {
-    return last_sqlstate;
+    double t0 = mono_ms();
+    PGresult *r = PQexec(db->conn, sql);
+    db->wait_ms += mono_ms() - t0;
+    ExecStatusType st = PQresultStatus(r);
+    bool ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+    if (!ok) {
+        if (connection_lost(db, r))
+            db->lost = true;
+        log_error("script failed: %s", PQerrorMessage(db->conn));
+    }
+    PQclear(r);
+    return ok;
+}
+
+bool db_notify(Db *db, const char *channel, const char *payload)
+{
+    DbParam p[] = {DB_TEXT(channel), DB_TEXT(payload ? payload : "")};
+    return db_run(db, "SELECT pg_notify($1, $2)", 2, p);
 }
 
 bool db_begin(Db *db)

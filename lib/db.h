@@ -10,6 +10,8 @@
 #include "util.h"
 
 #define DB_MAX_PREPARED 16
+/* For calls whose failure must be handled: a commit, a statement that changes something. */
+#define DB_WUR __attribute__((warn_unused_result))
 
 typedef struct Db {
     PGconn *conn;
@@ -54,9 +56,17 @@ PGresult *db_exec(Db *db, const char *sql, int nparams, const DbParam *params, b
  * connection (the pointer identifies it) and then only executed. */
 PGresult *db_exec_hot(Db *db, const char *sql, int nparams, const DbParam *params, bool binary_result);
 /* Same, for statements whose result is not needed. */
-bool db_run(Db *db, const char *sql, int nparams, const DbParam *params);
-/* The SQLSTATE of the last failed statement, or "" (thread-local). */
-const char *db_last_sqlstate(void);
+bool db_run(Db *db, const char *sql, int nparams, const DbParam *params) DB_WUR;
+
+/* How a call ended, for the callers that tell failures apart: the SQLSTATE travels with the call's
+ * result. Unique violations (23505) and division by zero (22012, how a checking statement refuses)
+ * are not logged; every other failure is. */
+typedef enum { DB_OK, DB_ERROR, DB_DUPLICATE, DB_REFUSED } DbOutcome;
+DbOutcome db_run_outcome(Db *db, const char *sql, int nparams, const DbParam *params) DB_WUR;
+/* db_run_outcome for a hot-path statement (see db_exec_hot). */
+DbOutcome db_run_hot_outcome(Db *db, const char *sql, int nparams, const DbParam *params) DB_WUR;
+/* Run a script of several statements (no parameters: migrations), as one simple query. */
+bool db_run_script(Db *db, const char *sql) DB_WUR;
 
 /* A binary one-dimensional array parameter (array_recv's layout) of n elements of the type with
  * OID elem_oid: db_array_begin, then db_array_add n times; pass b as DB_BIN(b.data, b.len). */
@@ -68,19 +78,28 @@ void db_array_add_int8(Buf *b, int64_t v);
 
 /* COPY ... FROM STDIN (FORMAT binary): build the stream with db_copy_header, then per row
  * db_copy_row (field count) and db_copy_field / db_copy_field_int8 per field, then
- * db_copy_trailer; db_copy sends it. False on failure (db_last_sqlstate tells why; a unique
- * violation, 23505, or division by zero, 22012, is not logged). */
+ * db_copy_trailer; db_copy_checked sends it. */
 void db_copy_header(Buf *b);
 void db_copy_row(Buf *b, uint16_t nfields);
 void db_copy_field(Buf *b, const void *data, size_t len);
 void db_copy_field_int8(Buf *b, int64_t v);
 void db_copy_trailer(Buf *b);
-bool db_copy(Db *db, const char *copy_sql, const Buf *stream);
+/* Rows in one round trip: check_sql (a statement with $1..$n text parameters that refuses by
+ * dividing by zero) and then `copy_sql` (COPY .. FROM STDIN (FORMAT binary)) sent as one simple
+ * query, which PostgreSQL runs as one implicit transaction: committed when the COPY ends, the
+ * check's row locks held from the check on. A simple query takes no parameters, so this is the one
+ * place SQL is built from values: each is quoted by PQescapeLiteral. DB_REFUSED: the check refused
+ * (nothing stored); DB_DUPLICATE: a row exists already (nothing stored). Outside a transaction only. */
+DbOutcome db_copy_checked(Db *db, const char *check_sql, int nparams, const DbParam *params, const char *copy_sql,
+                          const Buf *stream) DB_WUR;
 
-bool db_begin(Db *db);
-bool db_commit(Db *db);
+bool db_begin(Db *db) DB_WUR;
+bool db_commit(Db *db) DB_WUR;
+/* Ends the open transaction, if any (a no-op otherwise): the one way a failed unit of work ends. */
 void db_rollback(Db *db);
 /* pg_advisory_xact_lock on a key derived from text (inside a transaction). */
-bool db_lock(Db *db, const char *key);
+bool db_lock(Db *db, const char *key) DB_WUR;
+/* NOTIFY channel with payload (delivered when the transaction commits, at once outside one). */
+bool db_notify(Db *db, const char *channel, const char *payload) DB_WUR;
 
 #endif

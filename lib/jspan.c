@@ -37,14 +37,15 @@ static void skip_ws(Scan *sc)
 
 static bool is_hex(char c)
 {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+    return hex_digit((unsigned char)c) >= 0;
 }
 
+/* Four hex digits (already checked) as a number. */
 static unsigned hex4(const char *p)
 {
     unsigned v = 0;
     for (int i = 0; i < 4; i++)
-        v = v * 16 + (unsigned)(p[i] <= '9' ? p[i] - '0' : (p[i] | 0x20) - 'a' + 10);
+        v = v * 16 + (unsigned)hex_digit((unsigned char)p[i]);
     return v;
 }
 

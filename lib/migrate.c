@@ -6,18 +6,8 @@
 
 #include "util.h"
 
-#define MIGRATE_LOCK_KEY 7311000001LL
-
-static bool exec_simple(PGconn *conn, const char *sql)
-{
-    PGresult *r = PQexec(conn, sql);
-    ExecStatusType st = PQresultStatus(r);
-    bool ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
-    if (!ok)
-        log_error("migration statement failed: %s", PQerrorMessage(conn));
-    PQclear(r);
-    return ok;
-}
+/* The session-level lock every migrating process takes (pg_advisory_lock(bigint)). */
+#define MIGRATE_LOCK_KEY "7311000001"
 
 int migrate_latest(void)
 {
@@ -28,61 +18,53 @@ int migrate_latest(void)
     return n;
 }
 
-int migrate_current(PGconn *conn)
+int migrate_current(Db *db)
 {
-    PGresult *r = PQexec(conn, "SELECT coalesce(max(substr(name, 11)::int), 0) FROM extension_pulumi_state_schema "
-                               "WHERE name LIKE 'migration:%'");
-    int v = -1;
-    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
-        v = atoi(PQgetvalue(r, 0, 0));
+    PGresult *r = db_exec(db,
+                          "SELECT coalesce(max(substr(name, 11)::int), 0) FROM extension_pulumi_state_schema "
+                          "WHERE name LIKE 'migration:%'",
+                          0, NULL, false);
+    int v = r && PQntuples(r) == 1 ? atoi(PQgetvalue(r, 0, 0)) : -1;
     PQclear(r);
     return v;
 }
 
-bool migrate_run(PGconn *conn, int *applied)
+/* Apply migration m in its own transaction, recording it. */
+static bool apply(Db *db, const Migration *m)
 {
-    char sql[256];
+    char num[32];
+    snprintf(num, sizeof(num), "migration:%04d", m->number);
+    DbParam p[] = {DB_TEXT(num), DB_TEXT(m->name)};
+    log_info("applying migration %s", m->name);
+    bool ok = db_begin(db) && db_run_script(db, m->sql) &&
+              db_run(db, "INSERT INTO extension_pulumi_state_schema (name, value) VALUES ($1, $2)", 2, p) &&
+              db_commit(db);
+    if (!ok)
+        db_rollback(db);
+    return ok;
+}
+
+bool migrate_run(Db *db, int *applied)
+{
     int count = 0;
-    snprintf(sql, sizeof(sql), "SELECT pg_advisory_lock(%lld)", MIGRATE_LOCK_KEY);
-    if (!exec_simple(conn, sql))
+    DbParam key[] = {DB_TEXT(MIGRATE_LOCK_KEY)};
+    if (!db_run(db, "SELECT pg_advisory_lock($1::bigint)", 1, key))
         return false;
-    if (!exec_simple(conn, "CREATE TABLE IF NOT EXISTS extension_pulumi_state_schema ("
-                           " name text PRIMARY KEY, value text NOT NULL,"
-                           " at timestamptz NOT NULL DEFAULT now())"))
-        goto fail;
-    int current = migrate_current(conn);
-    if (current < 0)
-        goto fail;
-    for (const Migration *m = migrations; m->name; m++) {
+    bool ok = db_run(db,
+                     "CREATE TABLE IF NOT EXISTS extension_pulumi_state_schema (name text PRIMARY KEY, "
+                     "value text NOT NULL, at timestamptz NOT NULL DEFAULT now())",
+                     0, NULL);
+    int current = ok ? migrate_current(db) : -1;
+    ok = current >= 0;
+    for (const Migration *m = migrations; ok && m->name; m++) {
         if (m->number <= current)
             continue;
-        log_info("applying migration %s", m->name);
-        if (!exec_simple(conn, "BEGIN"))
-            goto fail;
-        if (!exec_simple(conn, m->sql))
-            goto fail_tx;
-        char num[32];
-        snprintf(num, sizeof(num), "migration:%04d", m->number);
-        const char *params[] = {num, m->name};
-        PGresult *r = PQexecParams(conn, "INSERT INTO extension_pulumi_state_schema (name, value) VALUES ($1, $2)",
-                                   2, NULL, params, NULL, NULL, 0);
-        bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-        if (!ok)
-            log_error("recording migration failed: %s", PQerrorMessage(conn));
-        PQclear(r);
-        if (!ok || !exec_simple(conn, "COMMIT"))
-            goto fail_tx;
-        count++;
+        ok = apply(db, m);
+        count += ok;
     }
-    snprintf(sql, sizeof(sql), "SELECT pg_advisory_unlock(%lld)", MIGRATE_LOCK_KEY);
-    exec_simple(conn, sql);
-    if (applied)
+    if (!db_run(db, "SELECT pg_advisory_unlock($1::bigint)", 1, key))
+        log_warn("could not release the migration lock (it goes with the session)");
+    if (ok && applied)
         *applied = count;
-    return true;
-fail_tx:
-    PQclear(PQexec(conn, "ROLLBACK"));
-fail:
-    snprintf(sql, sizeof(sql), "SELECT pg_advisory_unlock(%lld)", MIGRATE_LOCK_KEY);
-    PQclear(PQexec(conn, sql));
-    return false;
+    return ok;
 }

@@ -2,8 +2,9 @@
 #ifndef PS_MIGRATE_H
 #define PS_MIGRATE_H
 
-#include <libpq-fe.h>
 #include <stdbool.h>
+
+#include "db.h"
 
 typedef struct Migration {
     int number;
@@ -17,10 +18,10 @@ extern const Migration migrations[];
 /* Apply every migration not yet recorded, each in its own transaction, under an advisory lock
  * so that concurrent runs serialise. Returns false (logged) on failure. *applied (may be NULL)
  * receives the number applied by this run. */
-bool migrate_run(PGconn *conn, int *applied);
+bool migrate_run(Db *db, int *applied) DB_WUR;
 /* The highest migration number compiled in. */
 int migrate_latest(void);
 /* The highest applied, or -1 on error / 0 if none. */
-int migrate_current(PGconn *conn);
+int migrate_current(Db *db);
 
 #endif

@@ -1,6 +1,8 @@
 /* names.c - the character rules for names the CLI sends in paths and bodies. */
 #include "names.h"
 
+#include <stdio.h>
+
 #include <ctype.h>
 #include <string.h>
 
@@ -63,4 +65,21 @@ bool name_valid_tag(const char *name, const char *value)
     if (n < 1 || n > 40 || !all_chars(name, "-_.:/"))
         return false;
     return value && strlen(value) <= 256;
+}
+
+bool names_tags_valid(json_t *tags, char *why, size_t whylen)
+{
+    if (!json_is_object(tags)) {
+        snprintf(why, whylen, "tags must be an object of strings");
+        return false;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(tags, k, v) {
+        if (!json_is_string(v) || !name_valid_tag(k, json_string_value(v))) {
+            snprintf(why, whylen, "invalid tag '%.60s'", k);
+            return false;
+        }
+    }
+    return true;
 }

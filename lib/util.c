@@ -6,6 +6,7 @@
 #include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <uuid/uuid.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -148,6 +149,20 @@ void log_set_program(const char *name)
     log_program = name;
 }
 
+/* The context of what this thread is doing (a request id, a deployment id), set once per unit of
+ * work, so every line logged from anywhere below carries it. */
+static __thread char log_context[64];
+
+void log_set_context(const char *id)
+{
+    snprintf(log_context, sizeof(log_context), "%s", id ? id : "");
+}
+
+const char *log_get_context(void)
+{
+    return log_context;
+}
+
 void log_msg(LogLevel level, const char *fmt, ...)
 {
     static const char *names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
@@ -164,6 +179,8 @@ void log_msg(LogLevel level, const char *fmt, ...)
     pthread_mutex_lock(&log_lock);
     fprintf(stderr, "%s.%03ldZ %s[%d] %s: ", when, ts.tv_nsec / 1000000, log_program, (int)getpid(),
             names[level]);
+    if (log_context[0])
+        fprintf(stderr, "[%s] ", log_context);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     fflush(stderr);
@@ -179,6 +196,65 @@ void hex_encode(const unsigned char *in, size_t len, char *out)
         out[2 * i + 1] = digits[in[i] & 15];
     }
     out[2 * len] = '\0';
+}
+
+int hex_digit(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+bool hex_decode(const char *s, size_t len, unsigned char *out)
+{
+    if (len % 2)
+        return false;
+    for (size_t i = 0; i < len; i += 2) {
+        int hi = hex_digit((unsigned char)s[i]), lo = hex_digit((unsigned char)s[i + 1]);
+        if (hi < 0 || lo < 0)
+            return false;
+        out[i / 2] = (unsigned char)(hi << 4 | lo);
+    }
+    return true;
+}
+
+char *url_decode(const char *s, size_t n, bool plus_is_space)
+{
+    char *out = xmalloc(n + 1);
+    size_t j = 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (ch == '%') {
+            if (i + 2 >= n)
+                goto fail;
+            unsigned char byte;
+            if (!hex_decode(s + i + 1, 2, &byte))
+                goto fail;
+            ch = (char)byte;
+            if (ch == '\0')
+                goto fail;
+            i += 2;
+        } else if (ch == '+' && plus_is_space) {
+            ch = ' ';
+        }
+        out[j++] = ch;
+    }
+    out[j] = '\0';
+    return out;
+fail:
+    free(out);
+    return NULL;
+}
+
+void uuid_new(char out[37])
+{
+    uuid_t u;
+    uuid_generate_random(u);
+    uuid_unparse_lower(u, out);
 }
 
 bool str_eq_const_time(const char *a, const char *b)

@@ -33,6 +33,10 @@ void buf_free(Buf *b);
 typedef enum { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR } LogLevel;
 void log_set_level(LogLevel level);
 void log_set_program(const char *name);
+/* This thread's log context (a request id, a deployment id; "" or NULL clears it): every line the
+ * thread logs from then on starts with "[context] ". */
+void log_set_context(const char *id);
+const char *log_get_context(void);
 void log_msg(LogLevel level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 #define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
 #define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
@@ -44,9 +48,19 @@ double mono_ms(void);
 
 /* Hex helpers. out must hold 2*len+1 bytes. */
 void hex_encode(const unsigned char *in, size_t len, char *out);
+/* The value of hex digit c (either case), or -1. */
+int hex_digit(int c);
+/* Decode len hex digits (len even) into len/2 bytes at out; false on an odd length or a non-digit. */
+bool hex_decode(const char *s, size_t len, unsigned char *out);
+/* Percent-decode s[0..n) into a new string ('+' is a space in query strings only); NULL on bad
+ * escapes or a decoded NUL. */
+char *url_decode(const char *s, size_t n, bool plus_is_space);
 /* Parse s[0..len) (len < 0: up to the NUL) as a plain decimal integer ('-'? digits, nothing else:
  * no sign '+', no spaces, no suffix) within [min, max]; false on anything else, overflow included. */
 bool parse_int64(const char *s, long len, long long min, long long max, long long *out);
+
+/* A new random (version 4) UUID in canonical lowercase text (libuuid). */
+void uuid_new(char out[37]);
 
 /* Constant-time comparison of two NUL-terminated strings (lengths may leak). */
 bool str_eq_const_time(const char *a, const char *b);

@@ -21,7 +21,7 @@ libs="-lpq -ljansson -lcrypto -lz -luuid -lfcgi -lpthread"
 cflags="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Ilib -Ifcgi \
     $(pkg-config --cflags jansson libpq 2>/dev/null || true)"
 common="lib/util.c lib/jspan.c lib/crypto.c lib/gzip.c lib/delta.c lib/journal.c lib/config.c lib/names.c lib/urn.c"
-declare -A extra=([fuzz_router]="fcgi/router.c fcgi/http.c")
+declare -A extra=([fuzz_router]="fcgi/router.c")
 targets=(fuzz_jspan fuzz_delta fuzz_journal fuzz_gzip fuzz_router fuzz_config fuzz_int)
 : > "$out/iterations.txt"
 for t in "${targets[@]}"; do

@@ -1,4 +1,6 @@
-/* admin.c - pulumi-state-admin: one-shot operator commands (migrate, gen-key, config reference). */
+/* admin.c - pulumi-state-admin: one-shot operator commands, one row each in the command table
+ * (name, handler, usage); the usage text is made from the table. Tokens, audit rows, migrations and
+ * the lease reaper are the lib/ code the worker runs too. */
 #include "autoconfig.h"
 
 #include <stdio.h>
@@ -9,27 +11,14 @@
 
 #include "config.h"
 #include "crypto.h"
+#include "audit.h"
 #include "db.h"
 #include "migrate.h"
+#include "token.h"
+#include "update.h"
 #include "util.h"
 
-static int usage(void)
-{
-    fprintf(stderr, "usage: pulumi-state-admin [-c CONFIG] COMMAND\n"
-                    "commands:\n"
-                    "  migrate            apply pending schema migrations (safe to run concurrently)\n"
-                    "  schema-version     print the applied and the latest schema version\n"
-                    "  gen-key            print a new random master key (64 hex digits)\n"
-                    "  token create --name NAME --role read|write|admin [--scope ORG/PROJECT/STACK-glob]\n"
-                    "               [--expires DURATION]   create an API token (printed once; 30d, 12h, 90m, 600s)\n"
-                    "  token list         list tokens (name, role, scope, created, expires, last used, revoked)\n"
-                    "  token revoke NAME  revoke a token at once, on every worker\n"
-                    "  rotate-master-key --old-key-file F --new-key-file G\n"
-                    "                     re-wrap every stack key under the new master key, in one transaction\n"
-                    "  audit [--since TIMESTAMP] [--stack ORG/PROJECT/STACK] [--limit N]   print the audit trail\n"
-                    "  config-reference   print the settings table (Markdown)\n");
-    return 2;
-}
+static int usage(void);
 
 static int cmd_migrate(const Config *cfg)
 {
@@ -37,7 +26,7 @@ static int cmd_migrate(const Config *cfg)
     if (!db)
         return 1;
     int applied = 0;
-    bool ok = migrate_run(db->conn, &applied);
+    bool ok = migrate_run(db, &applied);
     if (ok)
         printf("schema at version %d (%d applied now)\n", migrate_latest(), applied);
     db_close(db);
@@ -49,7 +38,7 @@ static int cmd_schema_version(const Config *cfg)
     Db *db = db_open(cfg->database);
     if (!db)
         return 1;
-    printf("applied %d, latest %d\n", migrate_current(db->conn), migrate_latest());
+    printf("applied %d, latest %d\n", migrate_current(db), migrate_latest());
     db_close(db);
     return 0;
 }
@@ -65,25 +54,29 @@ static int cmd_gen_key(void)
     return 0;
 }
 
+/* The operator running the command, as the audit trail names it: "admin:<user>". */
 static const char *admin_actor(void)
 {
+    static char actor[128];
     const char *u = getenv("SUDO_USER");
     if (!u || !*u)
         u = getenv("USER");
-    return u && *u ? u : "admin-cli";
+    snprintf(actor, sizeof(actor), "admin:%s", u && *u ? u : "admin-cli");
+    return actor;
 }
 
-/* Write an audit row for an operator command, inside the caller's transaction. */
-static bool admin_audit(Db *db, const char *action, const char *detail, int status)
+/* The audit row of an operator command (inside the caller's transaction). */
+static Audit admin_audit(const char *action, const char *detail)
 {
-    char actor[128], sbuf[16];
-    snprintf(actor, sizeof(actor), "admin:%s", admin_actor());
-    snprintf(sbuf, sizeof(sbuf), "%d", status);
-    DbParam p[] = {DB_TEXT(actor), DB_TEXT(action), DB_TEXT(sbuf), DB_TEXT(detail)};
-    return db_run(db,
-                  "INSERT INTO extension_pulumi_state_audit (actor, action, status, client_addr, detail) "
-                  "VALUES ($1, $2, $3::int, 'local', $4)",
-                  4, p);
+    return (Audit){.enabled = true, .actor = admin_actor(), .action = action, .client_addr = "local",
+                   .detail = detail};
+}
+
+static void print_error(const ApiError *e)
+{
+    /* "Conflict: a token named 'x' exists already" -> "a token named 'x' exists already". */
+    const char *m = strchr(e->message, ':');
+    fprintf(stderr, "pulumi-state-admin: %s\n", m && e->status < 500 ? m + 2 : e->message);
 }
 
 static const char *opt(int argc, char **argv, int from, const char *name)
@@ -121,123 +114,95 @@ static long long parse_duration(const char *s)
     return n * mul;
 }
 
-static bool scope_valid(const char *s)
+static int cmd_token_create(const Config *cfg, int argc, char **argv, int i)
 {
-    if (!*s || strlen(s) > 300)
-        return false;
-    for (; *s; s++)
-        if (!isalnum((unsigned char)*s) && !strchr("-_./*?", *s))
-            return false;
-    return true;
+    const char *name = opt(argc, argv, i, "--name"), *role = opt(argc, argv, i, "--role");
+    const char *scope = opt(argc, argv, i, "--scope"), *expires = opt(argc, argv, i, "--expires");
+    if (!scope)
+        scope = "*";
+    int r = role_parse(role);
+    if (!name || !*name || strlen(name) > 100 || r < 0) {
+        fprintf(stderr, "pulumi-state-admin: token create needs --name NAME --role read|write|admin\n");
+        return 2;
+    }
+    if (token_name_reserved(name)) {
+        fprintf(stderr, "pulumi-state-admin: the token name '%s' is reserved\n", name);
+        return 2;
+    }
+    if (!token_scope_valid(scope)) {
+        fprintf(stderr, "pulumi-state-admin: --scope is a glob over ORG/PROJECT/STACK using * and ?\n");
+        return 2;
+    }
+    long long secs = expires ? parse_duration(expires) : 0;
+    if (secs < 0) {
+        fprintf(stderr, "pulumi-state-admin: --expires takes a duration such as 30d, 12h, 90m or 600s\n");
+        return 2;
+    }
+    Db *db = db_open(cfg->database);
+    if (!db)
+        return 1;
+    char *token = NULL;
+    ApiError e;
+    int rc = 0;
+    if (token_create(db, name, (Role)r, scope, secs, admin_actor(), &token, &e)) {
+        printf("%s\n", token);
+        OPENSSL_cleanse(token, strlen(token));
+        free(token);
+    } else {
+        print_error(&e);
+        rc = 1;
+    }
+    db_close(db);
+    return rc;
 }
 
-static int cmd_token(const Config *cfg, int argc, char **argv, int i)
+static int cmd_token_list(const Config *cfg, int argc, char **argv, int i)
 {
-    const char *sub = i < argc ? argv[i] : "";
-    Db *db = NULL;
-    int rc = 1;
-    if (!strcmp(sub, "create")) {
-        const char *name = opt(argc, argv, i, "--name"), *role = opt(argc, argv, i, "--role");
-        const char *scope = opt(argc, argv, i, "--scope"), *expires = opt(argc, argv, i, "--expires");
-        if (!scope)
-            scope = "*";
-        if (!name || !*name || strlen(name) > 100 || !role ||
-            (strcmp(role, "read") && strcmp(role, "write") && strcmp(role, "admin"))) {
-            fprintf(stderr, "pulumi-state-admin: token create needs --name NAME --role read|write|admin\n");
-            return 2;
-        }
-        if (!strcmp(name, "operator") || !strcmp(name, "update-token") || !strcmp(name, "anonymous")) {
-            fprintf(stderr, "pulumi-state-admin: the token name '%s' is reserved\n", name);
-            return 2;
-        }
-        if (!scope_valid(scope)) {
-            fprintf(stderr, "pulumi-state-admin: --scope is a glob over ORG/PROJECT/STACK using * and ?\n");
-            return 2;
-        }
-        long long secs = expires ? parse_duration(expires) : 0;
-        if (secs < 0) {
-            fprintf(stderr, "pulumi-state-admin: --expires takes a duration such as 30d, 12h, 90m or 600s\n");
-            return 2;
-        }
-        unsigned char raw[32];
-        char hex[65], token[70], hash[65], sbuf[24];
-        if (!crypto_random(raw, sizeof(raw)))
-            return 1;
-        hex_encode(raw, sizeof(raw), hex);
-        snprintf(token, sizeof(token), "pst_%s", hex);
-        sha256_hex(token, strlen(token), hash);
-        snprintf(sbuf, sizeof(sbuf), "%lld", secs);
-        if (!(db = db_open(cfg->database)) || !db_begin(db))
-            goto out;
-        DbParam p[] = {DB_TEXT(name), DB_TEXT(hash), DB_TEXT(role), DB_TEXT(scope), DB_TEXT(sbuf)};
-        if (!db_run(db,
-                    "INSERT INTO extension_pulumi_state_tokens (name, token_hash, role, scope, expires_at) VALUES "
-                    "($1, $2, $3, $4, CASE WHEN $5::bigint > 0 THEN now() + make_interval(secs => $5::bigint) END)",
-                    5, p)) {
-            if (!strcmp(db_last_sqlstate(), "23505"))
-                fprintf(stderr, "pulumi-state-admin: a token named '%s' exists already\n", name);
-            goto out;
-        }
-        char *detail = xasprintf("name=%s role=%s scope=%s", name, role, scope);
-        bool ok = admin_audit(db, "token.create", detail, 200) && db_commit(db);
-        free(detail);
-        if (!ok)
-            goto out;
-        printf("%s\n", token);
-        OPENSSL_cleanse(token, sizeof(token));
-        rc = 0;
-    } else if (!strcmp(sub, "list")) {
-        if (!(db = db_open(cfg->database)))
-            goto out;
-        PGresult *r = db_exec(db,
-                              "SELECT name, role, scope, to_char(created_at, 'YYYY-MM-DD\"T\"HH24:MI:SSOF'), "
-                              "coalesce(to_char(expires_at, 'YYYY-MM-DD\"T\"HH24:MI:SSOF'), '-'), "
-                              "coalesce(to_char(last_used_at, 'YYYY-MM-DD\"T\"HH24:MI:SSOF'), '-'), "
-                              "CASE WHEN revoked_at IS NOT NULL THEN 'revoked' WHEN expires_at <= now() THEN "
-                              "'expired' ELSE 'active' END FROM extension_pulumi_state_tokens ORDER BY name",
-                              0, NULL, false);
-        if (!r)
-            goto out;
-        printf("%-24s %-6s %-30s %-25s %-25s %-25s %s\n", "NAME", "ROLE", "SCOPE", "CREATED", "EXPIRES", "LAST USED",
-               "STATE");
+    (void)argc, (void)argv, (void)i;
+    Db *db = db_open(cfg->database);
+    PGresult *r = db ? token_list(db) : NULL;
+    if (r) {
+        printf("%-24s %-6s %-30s %-25s %-25s %-25s %s\n", "NAME", "ROLE", "SCOPE", "CREATED", "EXPIRES",
+               "LAST USED", "STATE");
         for (int k = 0; k < PQntuples(r); k++)
             printf("%-24s %-6s %-30s %-25s %-25s %-25s %s\n", PQgetvalue(r, k, 0), PQgetvalue(r, k, 1),
                    PQgetvalue(r, k, 2), PQgetvalue(r, k, 3), PQgetvalue(r, k, 4), PQgetvalue(r, k, 5),
                    PQgetvalue(r, k, 6));
-        PQclear(r);
-        rc = 0;
-    } else if (!strcmp(sub, "revoke") && i + 1 < argc) {
-        const char *name = argv[i + 1];
-        if (!(db = db_open(cfg->database)) || !db_begin(db))
-            goto out;
-        DbParam p[] = {DB_TEXT(name)};
-        PGresult *r = db_exec(db,
-                              "UPDATE extension_pulumi_state_tokens SET revoked_at = coalesce(revoked_at, now()) "
-                              "WHERE name = $1 RETURNING 1",
-                              1, p, false);
-        if (!r)
-            goto out;
-        int n = PQntuples(r);
-        PQclear(r);
-        if (n == 0) {
-            fprintf(stderr, "pulumi-state-admin: no token named '%s'\n", name);
-            goto out;
-        }
-        char *detail = xasprintf("name=%s", name);
-        bool ok = admin_audit(db, "token.revoke", detail, 200) && db_commit(db);
-        free(detail);
-        if (!ok)
-            goto out;
-        printf("revoked %s\n", name);
-        rc = 0;
-    } else {
-        return usage();
     }
-out:
-    if (db)
-        db_rollback(db);
+    int rc = r ? 0 : 1;
+    PQclear(r);
     db_close(db);
     return rc;
+}
+
+static int cmd_token_revoke(const Config *cfg, int argc, char **argv, int i)
+{
+    if (i >= argc)
+        return usage();
+    Db *db = db_open(cfg->database);
+    if (!db)
+        return 1;
+    ApiError e;
+    int rc = 0;
+    if (token_revoke(db, argv[i], admin_actor(), &e)) {
+        printf("revoked %s\n", argv[i]);
+    } else {
+        print_error(&e);
+        rc = 1;
+    }
+    db_close(db);
+    return rc;
+}
+
+static int cmd_reap_leases(const Config *cfg, int argc, char **argv, int i)
+{
+    (void)argc, (void)argv, (void)i;
+    Db *db = db_open(cfg->database);
+    int n = db ? update_reap_expired(db) : -1;
+    if (n >= 0)
+        printf("reaped %d expired leases\n", n);
+    db_close(db);
+    return n >= 0 ? 0 : 1;
 }
 
 /* Re-wrap every stack key from the old master key to the new one in one transaction; keys
@@ -297,7 +262,8 @@ static int cmd_rotate(const Config *cfg, int argc, char **argv, int i)
     bool ok = db_run(db, "UPDATE extension_pulumi_state_schema SET value = $1, at = now() WHERE name = 'canary'", 1, c);
     free(canary);
     char *detail = xasprintf("rewrapped=%d already=%d", rewrapped, kept);
-    ok = ok && admin_audit(db, "master-key.rotate", detail, 200) && db_commit(db);
+    Audit a = admin_audit("master-key.rotate", detail);
+    ok = ok && audit_commit(db, &a);
     free(detail);
     if (!ok)
         goto out;
@@ -365,6 +331,91 @@ out:
     return rc;
 }
 
+typedef int (*CommandFn)(const Config *cfg, int argc, char **argv, int i);
+
+/* The commands: name (one or two words), whether it needs the configuration (and database), the
+ * handler (argv[i] is the first argument after the name), and its usage line. */
+typedef struct Command {
+    const char *name;
+    bool needs_config;
+    CommandFn run;
+    const char *args;
+    const char *help;
+} Command;
+
+static int cmd_migrate_fn(const Config *cfg, int argc, char **argv, int i)
+{
+    (void)argc, (void)argv, (void)i;
+    return cmd_migrate(cfg);
+}
+
+static int cmd_schema_version_fn(const Config *cfg, int argc, char **argv, int i)
+{
+    (void)argc, (void)argv, (void)i;
+    return cmd_schema_version(cfg);
+}
+
+static int cmd_gen_key_fn(const Config *cfg, int argc, char **argv, int i)
+{
+    (void)cfg, (void)argc, (void)argv, (void)i;
+    return cmd_gen_key();
+}
+
+static int cmd_config_reference(const Config *cfg, int argc, char **argv, int i)
+{
+    (void)cfg, (void)argc, (void)argv, (void)i;
+    config_print_reference();
+    return 0;
+}
+
+static const Command commands[] = {
+    {"migrate", true, cmd_migrate_fn, "", "apply pending schema migrations (safe to run concurrently)"},
+    {"schema-version", true, cmd_schema_version_fn, "", "print the applied and the latest schema version"},
+    {"gen-key", false, cmd_gen_key_fn, "", "print a new random master key (64 hex digits)"},
+    {"token create", true, cmd_token_create,
+     "--name NAME --role read|write|admin [--scope ORG/PROJECT/STACK-glob] [--expires DURATION]",
+     "create an API token (printed once; durations: 30d, 12h, 90m, 600s)"},
+    {"token list", true, cmd_token_list, "", "list tokens (name, role, scope, created, expires, last used, state)"},
+    {"token revoke", true, cmd_token_revoke, "NAME", "revoke a token at once, on every worker"},
+    {"rotate-master-key", true, cmd_rotate, "--old-key-file F --new-key-file G",
+     "re-wrap every stack key under the new master key, in one transaction"},
+    {"reap-leases", true, cmd_reap_leases, "", "end every update whose lease has expired (keeping what it recorded)"},
+    {"audit", true, cmd_audit, "[--since TIMESTAMP] [--stack ORG/PROJECT/STACK] [--limit N]",
+     "print the audit trail"},
+    {"config-reference", false, cmd_config_reference, "", "print the settings table (Markdown)"},
+    {NULL, false, NULL, NULL, NULL},
+};
+
+static int usage(void)
+{
+    fprintf(stderr, "usage: pulumi-state-admin [-c CONFIG] COMMAND\ncommands:\n");
+    for (const Command *c = commands; c->name; c++) {
+        fprintf(stderr, "  %s%s%s\n", c->name, *c->args ? " " : "", c->args);
+        fprintf(stderr, "      %s\n", c->help);
+    }
+    return 2;
+}
+
+/* The command named by argv[i] (and argv[i+1] for two-word names); *next is the argument after. */
+static const Command *find_command(int argc, char **argv, int i, int *next)
+{
+    for (const Command *c = commands; c->name; c++) {
+        const char *space = strchr(c->name, ' ');
+        size_t first = space ? (size_t)(space - c->name) : strlen(c->name);
+        if (strlen(argv[i]) != first || strncmp(argv[i], c->name, first) != 0)
+            continue;
+        if (!space) {
+            *next = i + 1;
+            return c;
+        }
+        if (i + 1 < argc && !strcmp(argv[i + 1], space + 1)) {
+            *next = i + 2;
+            return c;
+        }
+    }
+    return NULL;
+}
+
 int main(int argc, char **argv)
 {
     const char *conf_path = NULL;
@@ -376,17 +427,16 @@ int main(int argc, char **argv)
     }
     if (i >= argc)
         return usage();
-    const char *cmd = argv[i];
-    if (!strcmp(cmd, "--version")) {
+    if (!strcmp(argv[i], "--version")) {
         printf("pulumi-state-admin %s\n", PACKAGE_VERSION);
         return 0;
     }
-    if (!strcmp(cmd, "gen-key"))
-        return cmd_gen_key();
-    if (!strcmp(cmd, "config-reference")) {
-        config_print_reference();
-        return 0;
-    }
+    int next = 0;
+    const Command *cmd = find_command(argc, argv, i, &next);
+    if (!cmd)
+        return usage();
+    if (!cmd->needs_config)
+        return cmd->run(NULL, argc, argv, next);
     Config cfg;
     char err[512];
     if (!config_load(&cfg, conf_path, err, sizeof(err))) {
@@ -394,19 +444,7 @@ int main(int argc, char **argv)
         config_free(&cfg);
         return 1;
     }
-    int rc;
-    if (!strcmp(cmd, "migrate"))
-        rc = cmd_migrate(&cfg);
-    else if (!strcmp(cmd, "schema-version"))
-        rc = cmd_schema_version(&cfg);
-    else if (!strcmp(cmd, "token"))
-        rc = cmd_token(&cfg, argc, argv, i + 1);
-    else if (!strcmp(cmd, "rotate-master-key"))
-        rc = cmd_rotate(&cfg, argc, argv, i + 1);
-    else if (!strcmp(cmd, "audit"))
-        rc = cmd_audit(&cfg, argc, argv, i + 1);
-    else
-        rc = usage();
+    int rc = cmd->run(&cfg, argc, argv, next);
     config_free(&cfg);
     return rc;
 }

@@ -1,0 +1,250 @@
+/* checkpoint.c - the state an update sends: full checkpoints, verbatim + delta, journal entries
+ * and engine events (the hot path: one round trip per batch). */
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uuid/uuid.h>
+
+#include "delta.h"
+#include "token.h"
+#include "update.h"
+
+/* Check the update may take state now: running, not a dry run, in the right mode. On refusal the
+ * transaction is committed (keeping a reap done on the way) or rolled back, and e filled. */
+static bool accepts_state(Db *db, const UpdateInfo *info, bool journal, ApiError *e)
+{
+    if (info->status != UPDATE_RUNNING) {
+        if (!db_commit(db))
+            return api_internal(e);
+        return api_fail(e, 409, "Conflict: the update is not in progress (it is %s)",
+                        update_status_wire(info->status));
+    }
+    if (info->dry_run)
+        return api_fail(e, 400, "Bad Request: a preview does not take state");
+    if (journal != (info->journal_version > 0))
+        return api_fail(e, 409, journal ? "Conflict: journaling was not negotiated for this update"
+                                        : "Conflict: this update sends journal entries, not checkpoints");
+    return true;
+}
+
+/* Store the checkpoint bytes (transaction open, lock held) and commit. */
+static bool store_checkpoint(Db *db, const char *uid, const char *mode, long long seq, const char *doc, size_t len,
+                             ApiError *e)
+{
+    char sbuf[24];
+    snprintf(sbuf, sizeof(sbuf), "%lld", seq);
+    DbParam p[] = {DB_TEXT(uid), DB_TEXT(sbuf), DB_TEXT(mode), DB_BIN(doc, len)};
+    if (!db_run(db,
+                "INSERT INTO extension_pulumi_state_checkpoints (update_id, seq, mode, raw) VALUES ($1, $2, $3, $4) "
+                "ON CONFLICT (update_id) DO UPDATE SET seq = $2, mode = $3, raw = $4, updated_at = now()",
+                4, p) ||
+        !db_run(db, "UPDATE extension_pulumi_state_updates SET last_seq = $2, checkpoint_mode = $3 WHERE id = $1", 3,
+                p) ||
+        !db_commit(db))
+        return api_internal(e);
+    return true;
+}
+
+/* update_auth with the lock, then accepts_state: the common start of every checkpoint call. */
+static bool begin_state(Db *db, const StackRef *ref, const char *uid, const char *token, bool journal,
+                        UpdateInfo *info, ApiError *e)
+{
+    Stack *s = NULL;
+    bool ok = update_auth(db, ref, uid, token, true, &s, info, e) && accepts_state(db, info, journal, e);
+    stack_free(s);
+    return ok;
+}
+
+bool update_checkpoint(Db *db, const StackRef *ref, const char *uid, const char *token, const char *doc, size_t len,
+                       ApiError *e)
+{
+    UpdateInfo info;
+    bool ok = begin_state(db, ref, uid, token, false, &info, e) &&
+              store_checkpoint(db, uid, "full", info.last_seq, doc, len, e);
+    db_rollback(db);
+    return ok;
+}
+
+bool update_checkpoint_verbatim(Db *db, const StackRef *ref, const char *uid, const char *token, long long seq,
+                                const char *doc, size_t len, ApiError *e)
+{
+    UpdateInfo info;
+    bool ok = begin_state(db, ref, uid, token, false, &info, e);
+    if (ok && seq < info.last_seq)
+        ok = api_fail(e, 409, "Conflict: checkpoint sequence number %lld is older than %lld", seq, info.last_seq);
+    ok = ok && store_checkpoint(db, uid, "verbatim", seq, doc, len, e);
+    db_rollback(db);
+    return ok;
+}
+
+bool update_checkpoint_delta(Db *db, const StackRef *ref, const char *uid, const char *token, long long seq,
+                             json_t *edits, const char *hash, ApiError *e)
+{
+    UpdateInfo info;
+    char *out = NULL;
+    bool ok = false;
+    if (!begin_state(db, ref, uid, token, false, &info, e))
+        goto done;
+    if (seq == info.last_seq) {
+        ok = true; /* a retry of a delta already applied */
+        goto done;
+    }
+    if (seq < info.last_seq) {
+        api_fail(e, 409, "Conflict: checkpoint sequence number %lld is older than %lld", seq, info.last_seq);
+        goto done;
+    }
+    DbParam p[] = {DB_TEXT(uid)};
+    PGresult *r = db_exec(db, "SELECT raw FROM extension_pulumi_state_checkpoints WHERE update_id = $1", 1, p, true);
+    if (!r) {
+        api_internal(e);
+        goto done;
+    }
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        api_fail(e, 409, "Conflict: no verbatim checkpoint to apply a delta to; send a verbatim checkpoint");
+        goto done;
+    }
+    char err[160] = "";
+    size_t outlen = 0;
+    DeltaResult dr = delta_apply(PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0), edits, hash, &out, &outlen, err,
+                                 sizeof(err));
+    PQclear(r);
+    if (dr == DELTA_HASH_MISMATCH)
+        api_fail(e, 409, "Conflict: the checkpoint hash does not match the result of the delta");
+    else if (dr != DELTA_OK)
+        api_fail(e, 400, "Bad Request: invalid delta: %s", err);
+    else if (!jspan_validate(out, outlen) || !state_doc_valid(out, outlen))
+        api_fail(e, 400, "Bad Request: the delta does not produce a valid deployment");
+    else
+        ok = store_checkpoint(db, uid, "verbatim", seq, out, outlen, e);
+done:
+    db_rollback(db);
+    free(out);
+    return ok;
+}
+
+/* The update checks of update_auth (token, running, lease, stack) as a locking CTE; the journal
+ * also needs a real update holding the stack, with journaling on. */
+#define BATCH_UPDATE_CTE                                                                                  \
+    "WITH up AS (SELECT u.id FROM extension_pulumi_state_updates u "                                     \
+    "JOIN extension_pulumi_state_stacks s ON s.id = u.stack_id "                                          \
+    "WHERE u.id = $1 AND s.org = $2 AND s.project = $3 AND s.name = $4 AND u.status = 'running' "          \
+    "AND u.lease_expires_at > now() AND $5 IN (u.token_hash, u.prev_token_hash) "
+#define JOURNAL_CHECKS "AND NOT u.dry_run AND u.journal_version > 0 AND s.active_update = u.id "
+
+typedef struct BatchTable {
+    const char *check_sql;  /* $1..$5: the update's row FOR SHARE; division by zero when refused */
+    const char *copy_sql;
+    const char *insert_sql; /* the fallback: one INSERT .. ON CONFLICT DO NOTHING */
+} BatchTable;
+
+static const BatchTable journal_table = {
+    BATCH_UPDATE_CTE JOURNAL_CHECKS "FOR SHARE OF u) SELECT 1 / count(*) FROM up",
+    "COPY extension_pulumi_state_journal (update_id, sequence_id, entry) FROM STDIN (FORMAT binary)",
+    BATCH_UPDATE_CTE JOURNAL_CHECKS "FOR SHARE OF u), ins AS (INSERT INTO extension_pulumi_state_journal "
+    "(update_id, sequence_id, entry) SELECT up.id, q.seq, q.entry FROM up, unnest($6::int8[], $7::bytea[]) "
+    "q(seq, entry) ON CONFLICT DO NOTHING) SELECT count(*) FROM up",
+};
+
+static const BatchTable events_table = {
+    BATCH_UPDATE_CTE "FOR SHARE OF u) SELECT 1 / count(*) FROM up",
+    "COPY extension_pulumi_state_events (update_id, sequence, event) FROM STDIN (FORMAT binary)",
+    BATCH_UPDATE_CTE "FOR SHARE OF u), ins AS (INSERT INTO extension_pulumi_state_events "
+    "(update_id, sequence, event) SELECT up.id, q.seq, q.entry FROM up, unnest($6::int8[], $7::bytea[]) "
+    "q(seq, entry) ON CONFLICT DO NOTHING) SELECT count(*) FROM up",
+};
+
+/* The binary COPY stream of batch's rows (update_id, id, text). */
+static bool copy_stream(const char *update_id, const JspanIds *batch, Buf *stream)
+{
+    uuid_t uid;
+    if (uuid_parse(update_id, uid) != 0)
+        return false;
+    size_t total = 32;
+    for (size_t i = 0; i < batch->n; i++)
+        total += batch->spans[i].len + 42;
+    buf_reserve(stream, total);
+    db_copy_header(stream);
+    for (size_t i = 0; i < batch->n; i++) {
+        db_copy_row(stream, 3);
+        db_copy_field(stream, uid, sizeof(uid));
+        db_copy_field_int8(stream, batch->ids[i]);
+        db_copy_field(stream, batch->spans[i].p, batch->spans[i].len);
+    }
+    db_copy_trailer(stream);
+    return true;
+}
+
+/* Store batch: 1 stored, 0 a check failed (nothing stored), -1 database error. */
+static int store_batch(Db *db, const StackRef *ref, const char *uid, const char *token, bool journal,
+                       const JspanIds *batch)
+{
+    const BatchTable *t = journal ? &journal_table : &events_table;
+    char *hash = token_hash(token);
+    DbParam p[] = {DB_TEXT(uid), DB_TEXT(ref->org), DB_TEXT(ref->project), DB_TEXT(ref->name), DB_TEXT(hash),
+                   DB_BIN(NULL, 0), DB_BIN(NULL, 0)};
+    DbOutcome o;
+    if (batch->n == 0) {
+        o = db_run_hot_outcome(db, t->check_sql, 5, p);
+    } else {
+        Buf stream;
+        buf_init(&stream);
+        o = copy_stream(uid, batch, &stream) ? db_copy_checked(db, t->check_sql, 5, p, t->copy_sql, &stream)
+                                             : DB_ERROR;
+        buf_free(&stream);
+    }
+    int result = o == DB_OK ? 1 : o == DB_REFUSED ? 0 : -1;
+    if (o == DB_DUPLICATE) {
+        /* Some of it is stored already (a retried batch): one statement that skips what is there. */
+        Buf seqs, items;
+        buf_init(&seqs);
+        buf_init(&items);
+        db_array_begin(&seqs, DB_OID_INT8, batch->n);
+        db_array_begin(&items, DB_OID_BYTEA, batch->n);
+        for (size_t i = 0; i < batch->n; i++) {
+            db_array_add_int8(&seqs, batch->ids[i]);
+            db_array_add(&items, batch->spans[i].p, batch->spans[i].len);
+        }
+        p[5] = DB_BIN(seqs.data, seqs.len);
+        p[6] = DB_BIN(items.data, items.len);
+        PGresult *r = db_exec(db, t->insert_sql, 7, p, false);
+        result = r ? (PQntuples(r) == 1 && atoi(PQgetvalue(r, 0, 0)) == 1) : -1;
+        PQclear(r);
+        buf_free(&seqs);
+        buf_free(&items);
+    }
+    free(hash);
+    return result;
+}
+
+bool update_append(Db *db, const StackRef *ref, const char *uid, const char *token, bool journal,
+                   const JspanIds *batch, const char *resource_changes, ApiError *e)
+{
+    int stored = store_batch(db, ref, uid, token, journal, batch);
+    if (stored == 0) {
+        /* Not taken: find out why (this reaps an expired lease and answers as every state route
+         * does), or store it if the update was only busy being renewed. */
+        UpdateInfo info;
+        Stack *s = NULL;
+        bool ok = update_auth(db, ref, uid, token, journal, journal ? &s : NULL, &info, e);
+        stack_free(s);
+        if (ok && journal)
+            ok = accepts_state(db, &info, true, e);
+        else if (ok && info.status != UPDATE_RUNNING)
+            ok = api_fail(e, 409, "Conflict: the update is not in progress (it is %s)",
+                          update_status_wire(info.status));
+        db_rollback(db);
+        if (!ok)
+            return false;
+        stored = store_batch(db, ref, uid, token, journal, batch);
+        if (stored == 0)
+            return api_fail(e, 409, journal ? "Conflict: the update no longer takes journal entries"
+                                            : "Conflict: the update no longer takes events");
+    }
+    if (stored > 0 && resource_changes) {
+        DbParam p[] = {DB_TEXT(uid), DB_TEXT(resource_changes)};
+        if (!db_run(db, "UPDATE extension_pulumi_state_updates SET resource_changes = $2::jsonb WHERE id = $1", 2, p))
+            stored = -1;
+    }
+    return stored > 0 || api_internal(e);
+}
