@@ -16,48 +16,144 @@
 #include "jspan.h"
 #include "util.h"
 
-#define URN_PREFIX "urn:pulumi:"
-#define ROOT_STACK_TYPE "pulumi:pulumi:Stack"
 #define SIG_KEY "4dabf18193072939515e22adb298388d"
 #define SIG_RESOURCE_REF "5cf8f73096256a8f31e491e813e4eb8e"
 #define SIG_OUTPUT_VALUE "d0e6a833031e9bbcd3f4e8bde6ca49a4"
 #define SIG_SECRET "1b47061264138c4ac30d75fd1eb44270"
 
+/* ---- parsing ---- */
+
+/* Component index of "::"-separated s (urn.getComponentN); open: everything from it on. */
+void urn_component(const char *s, int index, bool open, const char **start, size_t *len)
+{
+    size_t n = strlen(s), part = 0;
+    int count = 0;
+    if (open && index == 0) {
+        *start = s;
+        *len = n;
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == ':' && s[i + 1] == ':') {
+            count++;
+            if (count == index) {
+                part = i + 2;
+                if (open)
+                    break;
+                i++;
+            } else if (count > index) {
+                *start = s + part;
+                *len = i - part;
+                return;
+            } else {
+                i++;
+            }
+        }
+    }
+    *start = s + part;
+    *len = n - part;
+}
+
+bool urn_has_prefix(const char *urn)
+{
+    return strncmp(urn, URN_PREFIX, strlen(URN_PREFIX)) == 0;
+}
+
+/* The qualified type of a URN with the standard prefix, as a new string. */
+char *urn_qualified_type(const char *urn)
+{
+    const char *p;
+    size_t len;
+    urn_component(urn + strlen(URN_PREFIX), 2, false, &p, &len);
+    return xstrndup(p, len);
+}
+
+/* NewURN(child.Stack(), child.Project(), parentType, child.Type(), child.Name()). */
+char *urn_reparent(const char *child, const char *parent_type)
+{
+    const char *body = child + strlen(URN_PREFIX), *stack, *project, *qt, *name;
+    size_t lstack, lproject, lqt, lname;
+    urn_component(body, 0, false, &stack, &lstack);
+    urn_component(body, 1, false, &project, &lproject);
+    urn_component(body, 2, false, &qt, &lqt);
+    urn_component(body, 3, true, &name, &lname);
+    const char *type = qt;
+    for (size_t i = 0; i < lqt; i++)
+        if (qt[i] == '$')
+            type = qt + i + 1;
+    size_t ltype = lqt - (size_t)(type - qt);
+    Buf b;
+    buf_init(&b);
+    buf_puts(&b, URN_PREFIX);
+    buf_append(&b, stack, lstack);
+    buf_puts(&b, "::");
+    buf_append(&b, project, lproject);
+    buf_puts(&b, "::");
+    if (*parent_type && strcmp(parent_type, ROOT_STACK_TYPE) != 0) {
+        buf_puts(&b, parent_type);
+        buf_puts(&b, "$");
+    }
+    buf_append(&b, type, ltype);
+    buf_puts(&b, "::");
+    buf_append(&b, name, lname);
+    return buf_steal(&b, NULL);
+}
+
+
+const char *urn_provider_sep(const char *ref)
+{
+    const char *sep = NULL;
+    for (const char *p = strstr(ref, "::"); p; p = strstr(p + 1, "::"))
+        sep = p;
+    return sep;
+}
+
+/* How many "::" separators s has (non-overlapping, as urn_component counts them). */
+static int separators(const char *s)
+{
+    int n = 0;
+    for (const char *p = strstr(s, "::"); p; p = strstr(p + 2, "::"))
+        n++;
+    return n;
+}
+
+bool urn_parse(const char *urn, UrnParts *out)
+{
+    if (!urn_has_prefix(urn) || separators(urn + strlen(URN_PREFIX)) < 3)
+        return false;
+    const char *body = urn + strlen(URN_PREFIX);
+    urn_component(body, 0, false, &out->stack, &out->stack_len);
+    urn_component(body, 1, false, &out->project, &out->project_len);
+    urn_component(body, 2, false, &out->type, &out->type_len);
+    urn_component(body, 3, true, &out->name, &out->name_len);
+    return true;
+}
+
+static bool part_is(const char *p, size_t n, const char *s)
+{
+    return strlen(s) == n && strncmp(p, s, n) == 0;
+}
+
 char *urn_rename(const char *urn, const char *old_stack, const char *old_project, const char *new_stack,
                  const char *new_project)
 {
-    size_t pl = strlen(URN_PREFIX);
-    if (strncmp(urn, URN_PREFIX, pl) != 0)
+    UrnParts u;
+    if (!urn_parse(urn, &u))
         return NULL;
-    const char *stack = urn + pl;
-    const char *s_end = strstr(stack, "::");
-    if (!s_end)
+    if ((old_stack && !part_is(u.stack, u.stack_len, old_stack)) ||
+        (old_project && !part_is(u.project, u.project_len, old_project)))
         return NULL;
-    const char *project = s_end + 2;
-    const char *p_end = strstr(project, "::");
-    if (!p_end)
-        return NULL;
-    const char *type = p_end + 2;
-    const char *t_end = strstr(type, "::");
-    if (!t_end)
-        return NULL;
-    const char *name = t_end + 2;
-    if (old_stack && (strlen(old_stack) != (size_t)(s_end - stack) || strncmp(stack, old_stack, strlen(old_stack))))
-        return NULL;
-    if (old_project &&
-        (strlen(old_project) != (size_t)(p_end - project) || strncmp(project, old_project, strlen(old_project))))
-        return NULL;
-    int tlen = (int)(t_end - type);
+    int tlen = (int)u.type_len;
     const char *proj = new_project;
     int projlen = (int)strlen(new_project);
     if (!*new_project) {
-        proj = project;
-        projlen = (int)(p_end - project);
+        proj = u.project;
+        projlen = (int)u.project_len;
     }
-    if (tlen == (int)strlen(ROOT_STACK_TYPE) && strncmp(type, ROOT_STACK_TYPE, (size_t)tlen) == 0)
-        return xasprintf(URN_PREFIX "%s::%.*s::%.*s::%.*s-%s", new_stack, projlen, proj, tlen, type, projlen, proj,
+    if (part_is(u.type, u.type_len, ROOT_STACK_TYPE))
+        return xasprintf(URN_PREFIX "%s::%.*s::%.*s::%.*s-%s", new_stack, projlen, proj, tlen, u.type, projlen, proj,
                          new_stack);
-    return xasprintf(URN_PREFIX "%s::%.*s::%.*s::%s", new_stack, projlen, proj, tlen, type, name);
+    return xasprintf(URN_PREFIX "%s::%.*s::%.*s::%s", new_stack, projlen, proj, tlen, u.type, u.name);
 }
 
 /* ---- the text rewrite ---- */
@@ -144,11 +240,9 @@ static void rename_provider(Renamer *r, const char *v, size_t len)
         free(s);
         return;
     }
-    const char *sep = NULL;
-    for (const char *p = strstr(s, "::"); p; p = strstr(p + 1, "::"))
-        sep = p;
+    const char *sep = urn_provider_sep(s);
     char *urn = sep ? xstrndup(s, (size_t)(sep - s)) : NULL;
-    if (!urn || strncmp(urn, URN_PREFIX, strlen(URN_PREFIX)) != 0 || !strstr(urn + strlen(URN_PREFIX), "::")) {
+    if (!urn || !urn_has_prefix(urn) || !strstr(urn + strlen(URN_PREFIX), "::")) {
         r->bad_provider = true;
     } else {
         char *n = urn_rename(urn, r->old_stack, r->old_project, r->new_stack, r->new_project);
