@@ -68,8 +68,7 @@ static const char *admin_actor(void)
 /* The audit row of an operator command (inside the caller's transaction). */
 static Audit admin_audit(const char *action, const char *detail)
 {
-    return (Audit){.enabled = true, .actor = admin_actor(), .action = action, .client_addr = "local",
-                   .detail = detail};
+    return (Audit){.enabled = true, .actor = admin_actor(), .action = action, .client_addr = "local", .detail = detail};
 }
 
 static void print_error(const ApiError *e)
@@ -162,8 +161,8 @@ static int cmd_token_list(const Config *cfg, int argc, char **argv, int i)
     Db *db = db_open(cfg->database);
     PGresult *r = db ? token_list(db) : NULL;
     if (r) {
-        printf("%-24s %-6s %-30s %-25s %-25s %-25s %s\n", "NAME", "ROLE", "SCOPE", "CREATED", "EXPIRES",
-               "LAST USED", "STATE");
+        printf("%-24s %-6s %-30s %-25s %-25s %-25s %s\n", "NAME", "ROLE", "SCOPE", "CREATED", "EXPIRES", "LAST USED",
+               "STATE");
         for (int k = 0; k < PQntuples(r); k++)
             printf("%-24s %-6s %-30s %-25s %-25s %-25s %s\n", PQgetvalue(r, k, 0), PQgetvalue(r, k, 1),
                    PQgetvalue(r, k, 2), PQgetvalue(r, k, 3), PQgetvalue(r, k, 4), PQgetvalue(r, k, 5),
@@ -220,8 +219,8 @@ static int cmd_rotate(const Config *cfg, int argc, char **argv, int i)
     Db *db = db_open(cfg->database);
     if (!db || !db_begin(db) || !db_lock(db, "pulumi-state:rotate-master-key"))
         goto out;
-    PGresult *r = db_exec(db, "SELECT value FROM extension_pulumi_state_schema WHERE name = 'canary' FOR UPDATE", 0,
-                          NULL, false);
+    PGresult *r =
+        db_exec(db, "SELECT value FROM extension_pulumi_state_schema WHERE name = 'canary' FOR UPDATE", 0, NULL, false);
     if (!r)
         goto out;
     bool canary_old = PQntuples(r) == 1 && crypto_canary_check(old_key, PQgetvalue(r, 0, 0));
@@ -231,8 +230,7 @@ static int cmd_rotate(const Config *cfg, int argc, char **argv, int i)
         fprintf(stderr, "pulumi-state-admin: neither key matches this database's canary; nothing changed\n");
         goto out;
     }
-    r = db_exec(db, "SELECT id, secrets_key FROM extension_pulumi_state_stacks ORDER BY id FOR UPDATE", 0, NULL,
-                false);
+    r = db_exec(db, "SELECT id, secrets_key FROM extension_pulumi_state_stacks ORDER BY id FOR UPDATE", 0, NULL, false);
     if (!r)
         goto out;
     for (int k = 0; k < PQntuples(r); k++) {
@@ -380,8 +378,7 @@ static const Command commands[] = {
     {"rotate-master-key", true, cmd_rotate, "--old-key-file F --new-key-file G",
      "re-wrap every stack key under the new master key, in one transaction"},
     {"reap-leases", true, cmd_reap_leases, "", "end every update whose lease has expired (keeping what it recorded)"},
-    {"audit", true, cmd_audit, "[--since TIMESTAMP] [--stack ORG/PROJECT/STACK] [--limit N]",
-     "print the audit trail"},
+    {"audit", true, cmd_audit, "[--since TIMESTAMP] [--stack ORG/PROJECT/STACK] [--limit N]", "print the audit trail"},
     {"config-reference", false, cmd_config_reference, "", "print the settings table (Markdown)"},
     {NULL, false, NULL, NULL, NULL},
 };

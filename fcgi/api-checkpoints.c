@@ -90,8 +90,10 @@ void api_checkpoint_delta(Ctx *c)
     }
     StackRef ref = ctx_stack(c);
     ApiError e;
-    render(c, update_checkpoint_delta(c->db, &ref, c->update_id, c->update_token, json_integer_value(seqj), edits,
-                                      hash, &e), &e);
+    render(
+        c,
+        update_checkpoint_delta(c->db, &ref, c->update_id, c->update_token, json_integer_value(seqj), edits, hash, &e),
+        &e);
 }
 
 static bool entry_valid(const char *e, size_t len, void *arg)

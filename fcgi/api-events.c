@@ -32,7 +32,8 @@ static bool resource_changes_valid(const char *text, size_t len)
     const char *k;
     json_t *v;
     if (ok)
-        json_object_foreach(o, k, v) {
+        json_object_foreach(o, k, v)
+        {
             if (!json_is_integer(v) || json_integer_value(v) < 0 || strlen(k) > 200) {
                 ok = false;
                 break;

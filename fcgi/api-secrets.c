@@ -122,7 +122,8 @@ static json_t *string_array(Ctx *c, json_t *body, const char *name)
     json_t *v;
     if (!json_is_array(arr))
         goto bad;
-    json_array_foreach(arr, i, v) {
+    json_array_foreach(arr, i, v)
+    {
         if (!json_is_string(v))
             goto bad;
     }
@@ -145,7 +146,8 @@ void api_batch_encrypt(Ctx *c)
     json_t *out = json_array();
     size_t i;
     json_t *v;
-    json_array_foreach(arr, i, v) {
+    json_array_foreach(arr, i, v)
+    {
         char *ct = seal_b64(key, s, json_string_value(v));
         if (!ct) {
             json_decref(out);
@@ -175,7 +177,8 @@ void api_batch_decrypt(Ctx *c)
     json_t *out = json_object();
     size_t i;
     json_t *v;
-    json_array_foreach(arr, i, v) {
+    json_array_foreach(arr, i, v)
+    {
         char *pt = NULL;
         OpenResult r = open_b64(key, s, json_string_value(v), &pt);
         if (r != OPEN_OK) {

@@ -99,13 +99,14 @@ void api_create_stack(Ctx *c)
 static json_t *stack_json(const Stack *s)
 {
     json_t *tags = json_loads(s->tags, 0, NULL);
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:i}", "id", s->id, "orgName", s->org, "projectName",
-                          s->project, "stackName", s->name, "activeUpdate",
-                          s->active_update[0] ? s->active_update : s->last_update, "tags",
-                          tags ? tags : json_object(), "version", s->version);
+    json_t *o =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:i}", "id", s->id, "orgName", s->org, "projectName", s->project,
+                  "stackName", s->name, "activeUpdate", s->active_update[0] ? s->active_update : s->last_update, "tags",
+                  tags ? tags : json_object(), "version", s->version);
     if (s->active_update[0])
-        json_object_set_new(o, "currentOperation", json_pack("{s:s, s:s, s:I}", "kind", s->active_kind, "author",
-                                                             "", "started", (json_int_t)s->active_started));
+        json_object_set_new(o, "currentOperation",
+                            json_pack("{s:s, s:s, s:I}", "kind", s->active_kind, "author", "", "started",
+                                      (json_int_t)s->active_started));
     return o;
 }
 

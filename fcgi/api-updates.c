@@ -102,8 +102,9 @@ void api_start_update(Ctx *c)
     StartResult st;
     ApiError e;
     if (update_start(c->db, &ref, uid, tagtext, journal, c->cfg->lease_ttl, &c->audit, &st, &e)) {
-        reply_json(c, 200, json_pack("{s:i, s:s, s:I, s:i}", "version", st.version, "token", st.token,
-                                     "tokenExpiration", (json_int_t)st.expires, "journalVersion", st.journal_version));
+        reply_json(c, 200,
+                   json_pack("{s:i, s:s, s:I, s:i}", "version", st.version, "token", st.token, "tokenExpiration",
+                             (json_int_t)st.expires, "journalVersion", st.journal_version));
         OPENSSL_cleanse(st.token, strlen(st.token));
         free(st.token);
     } else {

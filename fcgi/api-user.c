@@ -55,9 +55,13 @@ void api_list_stacks(Ctx *c)
         reply_error(c, 400, "Bad Request: invalid organization name");
         goto out;
     }
-    StackQuery q = {project && *project ? project : NULL, org && *org ? org : NULL,
-                    tag_name && *tag_name ? tag_name : NULL, tag_value && *tag_value ? tag_value : NULL, cont,
-                    c->scope, limit};
+    StackQuery q = {project && *project ? project : NULL,
+                    org && *org ? org : NULL,
+                    tag_name && *tag_name ? tag_name : NULL,
+                    tag_value && *tag_value ? tag_value : NULL,
+                    cont,
+                    c->scope,
+                    limit};
     Buf out;
     buf_init(&out);
     ApiError e;

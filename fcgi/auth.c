@@ -58,12 +58,11 @@ static bool auth_user(Ctx *c)
         c->scope = t.scope;
     }
     if ((int)c->route->role > c->role) {
-        reply_error(c, 403, "Forbidden: token '%s' has role %s; this call needs %s", c->actor,
-                    role_name((Role)c->role), role_name(c->route->role));
+        reply_error(c, 403, "Forbidden: token '%s' has role %s; this call needs %s", c->actor, role_name((Role)c->role),
+                    role_name(c->route->role));
         return false;
     }
-    if ((c->route->flags & ROUTE_STACK) &&
-        !auth_scope_allows(c, c->captures[0], c->captures[1], c->captures[2])) {
+    if ((c->route->flags & ROUTE_STACK) && !auth_scope_allows(c, c->captures[0], c->captures[1], c->captures[2])) {
         reply_error(c, 403, "Forbidden: stack '%.100s/%.100s/%.100s' is outside the scope of token '%s'",
                     c->captures[0], c->captures[1], c->captures[2], c->actor);
         return false;

@@ -144,8 +144,8 @@ static void dispatch(Ctx *c, FCGX_Request *r)
         reply_error(c, 400, "Bad Request: malformed request path");
         return;
     }
-    RouteMatch rm = router_match(api_routes, c->method, segs, nsegs, &c->route, c->captures, &c->ncaptures,
-                                 MAX_CAPTURES);
+    RouteMatch rm =
+        router_match(api_routes, c->method, segs, nsegs, &c->route, c->captures, &c->ncaptures, MAX_CAPTURES);
     if (rm != ROUTE_FOUND) {
         router_free_segs(segs, nsegs);
         if (rm == ROUTE_NO_METHOD)
@@ -243,8 +243,10 @@ static void serve(Worker *w, FCGX_Request *r)
         /* The database went away during the request (and came back too late, or not at all): what
          * the request did was rolled back, so the client may simply send it again. */
         log_warn("the database connection was lost during the request; answering 503");
-        reply_error(&c, 503, "Service Unavailable: the database connection was lost; retry the request "
-                             "(request id %s)", c.request_id);
+        reply_error(&c, 503,
+                    "Service Unavailable: the database connection was lost; retry the request "
+                    "(request id %s)",
+                    c.request_id);
     }
     audit_after(&c);
 
@@ -300,4 +302,3 @@ void *fcgi_thread_main(void *arg)
     }
     return NULL;
 }
-

@@ -22,7 +22,7 @@ struct Route;
 /* What one worker thread shares with every request it serves (borrowed by Ctx). */
 typedef struct Worker {
     const Config *cfg;
-    const unsigned char *master_key;   /* CRYPTO_KEY_LEN bytes */
+    const unsigned char *master_key;     /* CRYPTO_KEY_LEN bytes */
     const unsigned char *old_master_key; /* during a rotation, or NULL */
     Db *db;
     int id;
@@ -34,36 +34,36 @@ typedef struct Ctx {
     Db *db;
     /* request */
     char method[16];
-    char *path;                 /* raw path after the base path, before decoding */
-    char *query;                /* raw query string, or "" */
-    char *auth;                 /* Authorization header, or NULL */
-    char *user_agent;           /* User-Agent header, or NULL */
+    char *path;       /* raw path after the base path, before decoding */
+    char *query;      /* raw query string, or "" */
+    char *auth;       /* Authorization header, or NULL */
+    char *user_agent; /* User-Agent header, or NULL */
     bool accepts_gzip;
     char *client_addr;
     char request_id[33];
-    unsigned char *body;        /* inflated body, NUL-terminated past body_len */
+    unsigned char *body; /* inflated body, NUL-terminated past body_len */
     size_t body_len;
-    json_t *json;               /* parsed body (lazily, by ctx_json) */
+    json_t *json; /* parsed body (lazily, by ctx_json) */
     /* route */
     const struct Route *route;
     char *captures[MAX_CAPTURES];
     int ncaptures;
     /* auth */
-    char *actor;                /* token name */
-    int role;                   /* Role of the token (router.h) */
-    char *scope;                /* glob over "org/project/stack", NULL = everything */
-    Audit audit;                /* the route's audit row (enabled for audited routes), filled after auth */
-    char *update_id;            /* for update-token calls: the update the token belongs to */
-    const char *update_token;   /* for update-token calls: the lease token (borrowed from auth) */
+    char *actor;              /* token name */
+    int role;                 /* Role of the token (router.h) */
+    char *scope;              /* glob over "org/project/stack", NULL = everything */
+    Audit audit;              /* the route's audit row (enabled for audited routes), filled after auth */
+    char *update_id;          /* for update-token calls: the update the token belongs to */
+    const char *update_token; /* for update-token calls: the lease token (borrowed from auth) */
     /* reply */
     int status;
     char *content_type;
-    bool reply_gzip;            /* body is gzip; send Content-Encoding: gzip */
+    bool reply_gzip; /* body is gzip; send Content-Encoding: gzip */
     Buf out;
 } Ctx;
 
 /* Reply helpers. Each sets the whole reply (a later call replaces an earlier one). */
-void reply_json(Ctx *c, int status, json_t *obj);   /* steals obj */
+void reply_json(Ctx *c, int status, json_t *obj); /* steals obj */
 void reply_bytes(Ctx *c, int status, const void *data, size_t len, bool gzip);
 void reply_error(Ctx *c, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* 500 with the request id; the cause is logged by the caller before. */

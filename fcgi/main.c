@@ -50,8 +50,7 @@ static bool load_key(const char *value, const char *file, unsigned char key[CRYP
 
 /* Check the schema is current and the master key (or, during a rotation, the old one) matches
  * the canary, writing the canary on first use. */
-static bool check_database(const Config *cfg, const unsigned char key[CRYPTO_KEY_LEN],
-                           const unsigned char *old_key)
+static bool check_database(const Config *cfg, const unsigned char key[CRYPTO_KEY_LEN], const unsigned char *old_key)
 {
     Db *db = db_open(cfg->database);
     if (!db) {
@@ -61,19 +60,24 @@ static bool check_database(const Config *cfg, const unsigned char key[CRYPTO_KEY
     bool ok = false;
     int cur = migrate_current(db);
     if (cur < migrate_latest()) {
-        fprintf(stderr, "pulumi-state-fcgi: the database schema is not current (have %d, need %d); "
-                        "run `pulumi-state-admin migrate`\n", cur, migrate_latest());
+        fprintf(stderr,
+                "pulumi-state-fcgi: the database schema is not current (have %d, need %d); "
+                "run `pulumi-state-admin migrate`\n",
+                cur, migrate_latest());
         goto out;
     }
     char *canary = crypto_canary_new(key);
     DbParam p[] = {DB_TEXT(canary)};
-    if (!db_run(db, "INSERT INTO extension_pulumi_state_schema (name, value) VALUES ('canary', $1) "
-                    "ON CONFLICT (name) DO NOTHING", 1, p))
+    if (!db_run(db,
+                "INSERT INTO extension_pulumi_state_schema (name, value) VALUES ('canary', $1) "
+                "ON CONFLICT (name) DO NOTHING",
+                1, p))
         log_warn("could not record the master key canary");
     free(canary);
     PGresult *r = db_exec(db, "SELECT value FROM extension_pulumi_state_schema WHERE name = 'canary'", 0, NULL, false);
     if (r && PQntuples(r) == 1 &&
-        (crypto_canary_check(key, PQgetvalue(r, 0, 0)) || (old_key && crypto_canary_check(old_key, PQgetvalue(r, 0, 0)))))
+        (crypto_canary_check(key, PQgetvalue(r, 0, 0)) ||
+         (old_key && crypto_canary_check(old_key, PQgetvalue(r, 0, 0)))))
         ok = true;
     else
         fprintf(stderr, "pulumi-state-fcgi: the master key does not match this database (canary check failed); "

@@ -75,8 +75,8 @@ static bool seg_matches(const char *pat, size_t plen, const char *seg, bool *cap
     return false;
 }
 
-RouteMatch router_match(const Route *table, const char *method, char **segs, int nsegs,
-                        const Route **route, char **captures, int *ncaptures, int maxcaptures)
+RouteMatch router_match(const Route *table, const char *method, char **segs, int nsegs, const Route **route,
+                        char **captures, int *ncaptures, int maxcaptures)
 {
     bool path_found = false;
     for (const Route *r = table; r->method; r++) {

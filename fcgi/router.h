@@ -10,8 +10,8 @@ struct Ctx;
 
 typedef enum { AUTH_NONE, AUTH_USER, AUTH_UPDATE } AuthKind;
 /* Route flags. */
-#define ROUTE_AUDIT 1      /* state-changing: write an audit row */
-#define ROUTE_STACK 2      /* captures 0..2 are org/project/stack */
+#define ROUTE_AUDIT 1 /* state-changing: write an audit row */
+#define ROUTE_STACK 2 /* captures 0..2 are org/project/stack */
 
 typedef void (*Handler)(struct Ctx *c);
 
@@ -23,7 +23,7 @@ typedef struct Route {
     AuthKind auth;
     Role role;
     int flags;
-    const char *action;     /* audit action name */
+    const char *action; /* audit action name */
     Handler handler;
 } Route;
 
@@ -31,8 +31,8 @@ typedef enum { ROUTE_FOUND, ROUTE_NO_PATH, ROUTE_NO_METHOD } RouteMatch;
 
 /* Match the decoded path segments against table (ended by a NULL method). On ROUTE_FOUND,
  * *route is set and captures[0..*ncaptures) are borrowed pointers into segs. */
-RouteMatch router_match(const Route *table, const char *method, char **segs, int nsegs,
-                        const Route **route, char **captures, int *ncaptures, int maxcaptures);
+RouteMatch router_match(const Route *table, const char *method, char **segs, int nsegs, const Route **route,
+                        char **captures, int *ncaptures, int maxcaptures);
 /* Split path ("/a/b%2Fc") into decoded segments (new array of new strings). Returns -1 for
  * malformed paths: empty segments, "." or "..", bad escapes, decoded '/' or NUL. */
 int router_split(const char *path, char ***segs);

@@ -27,10 +27,14 @@ const Route api_routes[] = {
 
     {"POST", STACK "/encrypt", AUTH_USER, ROLE_WRITE, ROUTE_STACK | ROUTE_AUDIT, "secrets.encrypt", api_encrypt},
     {"POST", STACK "/decrypt", AUTH_USER, ROLE_WRITE, ROUTE_STACK | ROUTE_AUDIT, "secrets.decrypt", api_decrypt},
-    {"POST", STACK "/batch-encrypt", AUTH_USER, ROLE_WRITE, ROUTE_STACK | ROUTE_AUDIT, "secrets.batch-encrypt", api_batch_encrypt},
-    {"POST", STACK "/batch-decrypt", AUTH_USER, ROLE_WRITE, ROUTE_STACK | ROUTE_AUDIT, "secrets.batch-decrypt", api_batch_decrypt},
-    {"POST", STACK "/decrypt/log-decryption", AUTH_USER, ROLE_WRITE, ROUTE_STACK | ROUTE_AUDIT, "secrets.log-decryption", api_log_decryption},
-    {"POST", STACK "/decrypt/log-batch-decryption", AUTH_USER, ROLE_WRITE, ROUTE_STACK | ROUTE_AUDIT, "secrets.log-batch-decryption", api_log_decryption},
+    {"POST", STACK "/batch-encrypt", AUTH_USER, ROLE_WRITE, ROUTE_STACK | ROUTE_AUDIT, "secrets.batch-encrypt",
+     api_batch_encrypt},
+    {"POST", STACK "/batch-decrypt", AUTH_USER, ROLE_WRITE, ROUTE_STACK | ROUTE_AUDIT, "secrets.batch-decrypt",
+     api_batch_decrypt},
+    {"POST", STACK "/decrypt/log-decryption", AUTH_USER, ROLE_WRITE, ROUTE_STACK | ROUTE_AUDIT,
+     "secrets.log-decryption", api_log_decryption},
+    {"POST", STACK "/decrypt/log-batch-decryption", AUTH_USER, ROLE_WRITE, ROUTE_STACK | ROUTE_AUDIT,
+     "secrets.log-batch-decryption", api_log_decryption},
 
     /* The update lifecycle. */
     {"POST", STACK "/update|preview|refresh|destroy", AUTH_USER, ROLE_WRITE, ROUTE_STACK, NULL, api_create_update},
@@ -39,7 +43,8 @@ const Route api_routes[] = {
     {"POST", UPD "/cancel", AUTH_USER, ROLE_WRITE, ROUTE_STACK | ROUTE_AUDIT, "update.cancel", api_cancel_update},
     {"GET", UPD "/events", AUTH_USER, ROLE_READ, ROUTE_STACK, NULL, api_get_events},
     {"POST", UPD "/renew_lease", AUTH_UPDATE, ROLE_WRITE, ROUTE_STACK, NULL, api_renew_lease},
-    {"POST", UPD "/complete", AUTH_UPDATE, ROLE_WRITE, ROUTE_STACK | ROUTE_AUDIT, "update.complete", api_complete_update},
+    {"POST", UPD "/complete", AUTH_UPDATE, ROLE_WRITE, ROUTE_STACK | ROUTE_AUDIT, "update.complete",
+     api_complete_update},
     {"PATCH", UPD "/checkpoint", AUTH_UPDATE, ROLE_WRITE, ROUTE_STACK, NULL, api_checkpoint},
     {"PATCH", UPD "/checkpointverbatim", AUTH_UPDATE, ROLE_WRITE, ROUTE_STACK, NULL, api_checkpoint_verbatim},
     {"PATCH", UPD "/checkpointdelta", AUTH_UPDATE, ROLE_WRITE, ROUTE_STACK, NULL, api_checkpoint_delta},

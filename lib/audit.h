@@ -10,10 +10,10 @@
 /* What is being done and by whom. The front end fills it (borrowed strings); domain functions that
  * change something take it and write it at their commit. */
 typedef struct Audit {
-    bool enabled;             /* this action is audited */
-    bool written;             /* the row went in with the change's transaction */
-    const char *actor;        /* token name, "operator", "admin:<user>", "agent:<id>" */
-    const char *action;       /* "stack.delete", "token.create", ... */
+    bool enabled;       /* this action is audited */
+    bool written;       /* the row went in with the change's transaction */
+    const char *actor;  /* token name, "operator", "admin:<user>", "agent:<id>" */
+    const char *action; /* "stack.delete", "token.create", ... */
     const char *org, *project, *stack;
     const char *client_addr;
     const char *request_id;

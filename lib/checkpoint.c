@@ -16,14 +16,14 @@ static bool accepts_state(Db *db, const UpdateInfo *info, bool journal, ApiError
     if (info->status != UPDATE_RUNNING) {
         if (!db_commit(db))
             return api_internal(e);
-        return api_fail(e, 409, "Conflict: the update is not in progress (it is %s)",
-                        update_status_wire(info->status));
+        return api_fail(e, 409, "Conflict: the update is not in progress (it is %s)", update_status_wire(info->status));
     }
     if (info->dry_run)
         return api_fail(e, 400, "Bad Request: a preview does not take state");
     if (journal != (info->journal_version > 0))
-        return api_fail(e, 409, journal ? "Conflict: journaling was not negotiated for this update"
-                                        : "Conflict: this update sends journal entries, not checkpoints");
+        return api_fail(e, 409,
+                        journal ? "Conflict: journaling was not negotiated for this update"
+                                : "Conflict: this update sends journal entries, not checkpoints");
     return true;
 }
 
@@ -46,8 +46,8 @@ static bool store_checkpoint(Db *db, const char *uid, const char *mode, long lon
 }
 
 /* update_auth with the lock, then accepts_state: the common start of every checkpoint call. */
-static bool begin_state(Db *db, const StackRef *ref, const char *uid, const char *token, bool journal,
-                        UpdateInfo *info, ApiError *e)
+static bool begin_state(Db *db, const StackRef *ref, const char *uid, const char *token, bool journal, UpdateInfo *info,
+                        ApiError *e)
 {
     Stack *s = NULL;
     bool ok = update_auth(db, ref, uid, token, true, &s, info, e) && accepts_state(db, info, journal, e);
@@ -106,8 +106,8 @@ bool update_checkpoint_delta(Db *db, const StackRef *ref, const char *uid, const
     }
     char err[160] = "";
     size_t outlen = 0;
-    DeltaResult dr = delta_apply(PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0), edits, hash, &out, &outlen, err,
-                                 sizeof(err));
+    DeltaResult dr =
+        delta_apply(PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0), edits, hash, &out, &outlen, err, sizeof(err));
     PQclear(r);
     if (dr == DELTA_HASH_MISMATCH)
         api_fail(e, 409, "Conflict: the checkpoint hash does not match the result of the delta");
@@ -125,15 +125,15 @@ done:
 
 /* The update checks of update_auth (token, running, lease, stack) as a locking CTE; the journal
  * also needs a real update holding the stack, with journaling on. */
-#define BATCH_UPDATE_CTE                                                                                  \
-    "WITH up AS (SELECT u.id FROM extension_pulumi_state_updates u "                                     \
-    "JOIN extension_pulumi_state_stacks s ON s.id = u.stack_id "                                          \
-    "WHERE u.id = $1 AND s.org = $2 AND s.project = $3 AND s.name = $4 AND u.status = 'running' "          \
+#define BATCH_UPDATE_CTE                                                                                               \
+    "WITH up AS (SELECT u.id FROM extension_pulumi_state_updates u "                                                   \
+    "JOIN extension_pulumi_state_stacks s ON s.id = u.stack_id "                                                       \
+    "WHERE u.id = $1 AND s.org = $2 AND s.project = $3 AND s.name = $4 AND u.status = 'running' "                      \
     "AND u.lease_expires_at > now() AND $5 IN (u.token_hash, u.prev_token_hash) "
 #define JOURNAL_CHECKS "AND NOT u.dry_run AND u.journal_version > 0 AND s.active_update = u.id "
 
 typedef struct BatchTable {
-    const char *check_sql;  /* $1..$5: the update's row FOR SHARE; division by zero when refused */
+    const char *check_sql; /* $1..$5: the update's row FOR SHARE; division by zero when refused */
     const char *copy_sql;
     const char *insert_sql; /* the fallback: one INSERT .. ON CONFLICT DO NOTHING */
 } BatchTable;
@@ -141,7 +141,8 @@ typedef struct BatchTable {
 static const BatchTable journal_table = {
     BATCH_UPDATE_CTE JOURNAL_CHECKS "FOR SHARE OF u) SELECT 1 / count(*) FROM up",
     "COPY extension_pulumi_state_journal (update_id, sequence_id, entry) FROM STDIN (FORMAT binary)",
-    BATCH_UPDATE_CTE JOURNAL_CHECKS "FOR SHARE OF u), ins AS (INSERT INTO extension_pulumi_state_journal "
+    BATCH_UPDATE_CTE JOURNAL_CHECKS
+    "FOR SHARE OF u), ins AS (INSERT INTO extension_pulumi_state_journal "
     "(update_id, sequence_id, entry) SELECT up.id, q.seq, q.entry FROM up, unnest($6::int8[], $7::bytea[]) "
     "q(seq, entry) ON CONFLICT DO NOTHING) SELECT count(*) FROM up",
 };
@@ -149,7 +150,8 @@ static const BatchTable journal_table = {
 static const BatchTable events_table = {
     BATCH_UPDATE_CTE "FOR SHARE OF u) SELECT 1 / count(*) FROM up",
     "COPY extension_pulumi_state_events (update_id, sequence, event) FROM STDIN (FORMAT binary)",
-    BATCH_UPDATE_CTE "FOR SHARE OF u), ins AS (INSERT INTO extension_pulumi_state_events "
+    BATCH_UPDATE_CTE
+    "FOR SHARE OF u), ins AS (INSERT INTO extension_pulumi_state_events "
     "(update_id, sequence, event) SELECT up.id, q.seq, q.entry FROM up, unnest($6::int8[], $7::bytea[]) "
     "q(seq, entry) ON CONFLICT DO NOTHING) SELECT count(*) FROM up",
 };
@@ -181,16 +183,15 @@ static int store_batch(Db *db, const StackRef *ref, const char *uid, const char 
 {
     const BatchTable *t = journal ? &journal_table : &events_table;
     char *hash = token_hash(token);
-    DbParam p[] = {DB_TEXT(uid), DB_TEXT(ref->org), DB_TEXT(ref->project), DB_TEXT(ref->name), DB_TEXT(hash),
-                   DB_BIN(NULL, 0), DB_BIN(NULL, 0)};
+    DbParam p[] = {DB_TEXT(uid),  DB_TEXT(ref->org), DB_TEXT(ref->project), DB_TEXT(ref->name),
+                   DB_TEXT(hash), DB_BIN(NULL, 0),   DB_BIN(NULL, 0)};
     DbOutcome o;
     if (batch->n == 0) {
         o = db_run_hot_outcome(db, t->check_sql, 5, p);
     } else {
         Buf stream;
         buf_init(&stream);
-        o = copy_stream(uid, batch, &stream) ? db_copy_checked(db, t->check_sql, 5, p, t->copy_sql, &stream)
-                                             : DB_ERROR;
+        o = copy_stream(uid, batch, &stream) ? db_copy_checked(db, t->check_sql, 5, p, t->copy_sql, &stream) : DB_ERROR;
         buf_free(&stream);
     }
     int result = o == DB_OK ? 1 : o == DB_REFUSED ? 0 : -1;
@@ -217,8 +218,8 @@ static int store_batch(Db *db, const StackRef *ref, const char *uid, const char 
     return result;
 }
 
-bool update_append(Db *db, const StackRef *ref, const char *uid, const char *token, bool journal,
-                   const JspanIds *batch, const char *resource_changes, ApiError *e)
+bool update_append(Db *db, const StackRef *ref, const char *uid, const char *token, bool journal, const JspanIds *batch,
+                   const char *resource_changes, ApiError *e)
 {
     int stored = store_batch(db, ref, uid, token, journal, batch);
     if (stored == 0) {
@@ -231,15 +232,16 @@ bool update_append(Db *db, const StackRef *ref, const char *uid, const char *tok
         if (ok && journal)
             ok = accepts_state(db, &info, true, e);
         else if (ok && info.status != UPDATE_RUNNING)
-            ok = api_fail(e, 409, "Conflict: the update is not in progress (it is %s)",
-                          update_status_wire(info.status));
+            ok =
+                api_fail(e, 409, "Conflict: the update is not in progress (it is %s)", update_status_wire(info.status));
         db_rollback(db);
         if (!ok)
             return false;
         stored = store_batch(db, ref, uid, token, journal, batch);
         if (stored == 0)
-            return api_fail(e, 409, journal ? "Conflict: the update no longer takes journal entries"
-                                            : "Conflict: the update no longer takes events");
+            return api_fail(e, 409,
+                            journal ? "Conflict: the update no longer takes journal entries"
+                                    : "Conflict: the update no longer takes events");
     }
     if (stored > 0 && resource_changes) {
         DbParam p[] = {DB_TEXT(uid), DB_TEXT(resource_changes)};

@@ -25,25 +25,38 @@ typedef struct ConfigEntry {
 
 /* Adding a setting is one line here (and one field in Config). */
 static const ConfigEntry entries[] = {
-    {"database", "PULUMI_STATE_DATABASE", CF_STR, "", OFF(database), "libpq conninfo string; empty uses the PG* variables"},
+    {"database", "PULUMI_STATE_DATABASE", CF_STR, "", OFF(database),
+     "libpq conninfo string; empty uses the PG* variables"},
     {"operator_token", "ITL_PULUMI_TOKEN", CF_STR, "", OFF(operator_token), "operator (admin) API token; required"},
-    {"org", "ITL_PULUMI_ORG", CF_STR, "itlusions", OFF(org), "organization returned by /api/user and used as the default org"},
+    {"org", "ITL_PULUMI_ORG", CF_STR, "itlusions", OFF(org),
+     "organization returned by /api/user and used as the default org"},
     {"enabled", "ITL_PULUMI_ENABLED", CF_BOOL, "true", OFF(enabled), "false answers every API call with 503"},
-    {"master_key", "PULUMI_STATE_MASTER_KEY", CF_STR, "", OFF(master_key), "master key (64 hex digits or base64 of 32 bytes)"},
-    {"master_key_file", "PULUMI_STATE_MASTER_KEY_FILE", CF_STR, "", OFF(master_key_file), "file holding the master key"},
-    {"old_master_key", "PULUMI_STATE_OLD_MASTER_KEY", CF_STR, "", OFF(old_master_key), "during a key rotation: the previous master key, still accepted"},
-    {"old_master_key_file", "PULUMI_STATE_OLD_MASTER_KEY_FILE", CF_STR, "", OFF(old_master_key_file), "file holding the previous master key"},
+    {"master_key", "PULUMI_STATE_MASTER_KEY", CF_STR, "", OFF(master_key),
+     "master key (64 hex digits or base64 of 32 bytes)"},
+    {"master_key_file", "PULUMI_STATE_MASTER_KEY_FILE", CF_STR, "", OFF(master_key_file),
+     "file holding the master key"},
+    {"old_master_key", "PULUMI_STATE_OLD_MASTER_KEY", CF_STR, "", OFF(old_master_key),
+     "during a key rotation: the previous master key, still accepted"},
+    {"old_master_key_file", "PULUMI_STATE_OLD_MASTER_KEY_FILE", CF_STR, "", OFF(old_master_key_file),
+     "file holding the previous master key"},
     {"base_path", "PULUMI_STATE_BASE_PATH", CF_STR, "", OFF(base_path), "URL prefix before /api (e.g. /pulumi)"},
-    {"socket", "PULUMI_STATE_SOCKET", CF_STR, "", OFF(socket), "listen on this Unix socket path or :port (default: fd 0 from the web server)"},
+    {"socket", "PULUMI_STATE_SOCKET", CF_STR, "", OFF(socket),
+     "listen on this Unix socket path or :port (default: fd 0 from the web server)"},
     {"threads", "PULUMI_STATE_THREADS", CF_INT, "4", OFF(threads), "request threads per worker process"},
     {"lease_ttl", "PULUMI_STATE_LEASE_TTL", CF_INT, "300", OFF(lease_ttl), "update lease lifetime in seconds"},
-    {"max_body_bytes", "PULUMI_STATE_MAX_BODY_BYTES", CF_SIZE, "67108864", OFF(max_body_bytes), "largest request body as sent (413 past it)"},
-    {"max_inflated_bytes", "PULUMI_STATE_MAX_INFLATED_BYTES", CF_SIZE, "268435456", OFF(max_inflated_bytes), "largest gzip request body after inflating (413 past it)"},
-    {"list_page_size", "PULUMI_STATE_LIST_PAGE_SIZE", CF_INT, "100", OFF(list_page_size), "stacks per page of /api/user/stacks"},
-    {"journaling", "PULUMI_STATE_JOURNALING", CF_BOOL, "true", OFF(journaling), "accept journaling (journalVersion 1) when the CLI asks"},
-    {"checkpoint_cutoff_bytes", "PULUMI_STATE_CHECKPOINT_CUTOFF_BYTES", CF_SIZE, "1048576", OFF(checkpoint_cutoff_bytes), "advertise delta checkpoints with this cutoff; 0 = off"},
+    {"max_body_bytes", "PULUMI_STATE_MAX_BODY_BYTES", CF_SIZE, "67108864", OFF(max_body_bytes),
+     "largest request body as sent (413 past it)"},
+    {"max_inflated_bytes", "PULUMI_STATE_MAX_INFLATED_BYTES", CF_SIZE, "268435456", OFF(max_inflated_bytes),
+     "largest gzip request body after inflating (413 past it)"},
+    {"list_page_size", "PULUMI_STATE_LIST_PAGE_SIZE", CF_INT, "100", OFF(list_page_size),
+     "stacks per page of /api/user/stacks"},
+    {"journaling", "PULUMI_STATE_JOURNALING", CF_BOOL, "true", OFF(journaling),
+     "accept journaling (journalVersion 1) when the CLI asks"},
+    {"checkpoint_cutoff_bytes", "PULUMI_STATE_CHECKPOINT_CUTOFF_BYTES", CF_SIZE, "1048576",
+     OFF(checkpoint_cutoff_bytes), "advertise delta checkpoints with this cutoff; 0 = off"},
     {"log_level", "PULUMI_STATE_LOG_LEVEL", CF_STR, "info", OFF(log_level), "debug, info, warn or error"},
-    {"trusted_proxies", "PULUMI_STATE_TRUSTED_PROXIES", CF_STR, "", OFF(trusted_proxies), "comma-separated proxy addresses whose X-Forwarded-For is believed"},
+    {"trusted_proxies", "PULUMI_STATE_TRUSTED_PROXIES", CF_STR, "", OFF(trusted_proxies),
+     "comma-separated proxy addresses whose X-Forwarded-For is believed"},
 };
 
 static const ConfigEntry *find_entry(const char *name)
@@ -76,10 +89,17 @@ static bool parse_size(const char *v, long long *out)
     long long mul = 1;
     if (*end) {
         switch (tolower((unsigned char)*end)) {
-        case 'k': mul = 1024LL; break;
-        case 'm': mul = 1024LL * 1024; break;
-        case 'g': mul = 1024LL * 1024 * 1024; break;
-        default: return false;
+        case 'k':
+            mul = 1024LL;
+            break;
+        case 'm':
+            mul = 1024LL * 1024;
+            break;
+        case 'g':
+            mul = 1024LL * 1024 * 1024;
+            break;
+        default:
+            return false;
         }
         end++;
         if (*end == 'b' || *end == 'B')

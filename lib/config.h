@@ -6,25 +6,25 @@
 #include <stddef.h>
 
 typedef struct Config {
-    char *database;          /* libpq conninfo; "" = PG* variables */
-    char *operator_token;    /* ITL_PULUMI_TOKEN */
-    char *org;               /* ITL_PULUMI_ORG */
-    bool enabled;            /* ITL_PULUMI_ENABLED */
-    char *master_key;        /* hex or base64 of 32 bytes */
+    char *database;       /* libpq conninfo; "" = PG* variables */
+    char *operator_token; /* ITL_PULUMI_TOKEN */
+    char *org;            /* ITL_PULUMI_ORG */
+    bool enabled;         /* ITL_PULUMI_ENABLED */
+    char *master_key;     /* hex or base64 of 32 bytes */
     char *master_key_file;
-    char *old_master_key;      /* during a rotation: the key being replaced */
+    char *old_master_key; /* during a rotation: the key being replaced */
     char *old_master_key_file;
-    char *base_path;         /* URL prefix in front of /api, e.g. "/pulumi" */
-    char *socket;            /* listen path or :port when not spawned with fd 0 */
+    char *base_path; /* URL prefix in front of /api, e.g. "/pulumi" */
+    char *socket;    /* listen path or :port when not spawned with fd 0 */
     int threads;
-    int lease_ttl;           /* seconds */
-    long long max_body_bytes;      /* compressed request body */
-    long long max_inflated_bytes;  /* after Content-Encoding: gzip */
+    int lease_ttl;                /* seconds */
+    long long max_body_bytes;     /* compressed request body */
+    long long max_inflated_bytes; /* after Content-Encoding: gzip */
     int list_page_size;
-    bool journaling;         /* issue 3: offer journalVersion 1 */
+    bool journaling;                   /* issue 3: offer journalVersion 1 */
     long long checkpoint_cutoff_bytes; /* issue 3: delta capability; 0 = not advertised */
     char *log_level;
-    char *trusted_proxies;   /* comma-separated addresses allowed to set X-Forwarded-For */
+    char *trusted_proxies; /* comma-separated addresses allowed to set X-Forwarded-For */
 } Config;
 
 /* Fill cfg with defaults, then the file at path (NULL: $PULUMI_STATE_CONFIG if set), then the

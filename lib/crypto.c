@@ -1,7 +1,6 @@
 /* crypto.c - strict base64, SHA-256, randomness, and AES-256-GCM sealing over OpenSSL libcrypto. */
 #include "crypto.h"
 
-
 #include <ctype.h>
 #include <limits.h>
 #include <openssl/crypto.h>
@@ -163,8 +162,7 @@ bool crypto_random(void *buf, size_t len)
 }
 
 /* NULL only when OpenSSL itself fails (logged) or the input exceeds what EVP takes (INT_MAX). */
-char *crypto_seal(const unsigned char key[CRYPTO_KEY_LEN], const void *aad, size_t aadlen,
-                  const void *pt, size_t ptlen)
+char *crypto_seal(const unsigned char key[CRYPTO_KEY_LEN], const void *aad, size_t aadlen, const void *pt, size_t ptlen)
 {
     EVP_CIPHER_CTX *ctx = NULL;
     unsigned char *raw = NULL;
@@ -216,8 +214,8 @@ fail:
     return text;
 }
 
-bool crypto_open(const unsigned char key[CRYPTO_KEY_LEN], const void *aad, size_t aadlen,
-                 const char *text, size_t textlen, unsigned char **pt, size_t *ptlen)
+bool crypto_open(const unsigned char key[CRYPTO_KEY_LEN], const void *aad, size_t aadlen, const char *text,
+                 size_t textlen, unsigned char **pt, size_t *ptlen)
 {
     EVP_CIPHER_CTX *ctx = NULL;
     unsigned char *raw = NULL;
@@ -323,8 +321,8 @@ char *crypto_wrap_key(const unsigned char master[CRYPTO_KEY_LEN], const char *st
     return text;
 }
 
-bool crypto_unwrap_key(const unsigned char master[CRYPTO_KEY_LEN], const char *stack_id,
-                       const char *wrapped, unsigned char datakey[CRYPTO_KEY_LEN])
+bool crypto_unwrap_key(const unsigned char master[CRYPTO_KEY_LEN], const char *stack_id, const char *wrapped,
+                       unsigned char datakey[CRYPTO_KEY_LEN])
 {
     unsigned char *pt = NULL;
     size_t ptlen = 0;

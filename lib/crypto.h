@@ -20,12 +20,12 @@ bool crypto_random(void *buf, size_t len);
 
 /* Seal plaintext with AES-256-GCM under key, binding aad. Returns new text
  * "v1:" + base64(nonce[12] || ciphertext || tag[16]). */
-char *crypto_seal(const unsigned char key[CRYPTO_KEY_LEN], const void *aad, size_t aadlen,
-                  const void *pt, size_t ptlen);
+char *crypto_seal(const unsigned char key[CRYPTO_KEY_LEN], const void *aad, size_t aadlen, const void *pt,
+                  size_t ptlen);
 /* Open text produced by crypto_seal. *pt is new (NUL-terminated past *ptlen). Returns false on any
  * malformed input, wrong key or wrong aad; logs nothing (callers decide). */
-bool crypto_open(const unsigned char key[CRYPTO_KEY_LEN], const void *aad, size_t aadlen,
-                 const char *text, size_t textlen, unsigned char **pt, size_t *ptlen);
+bool crypto_open(const unsigned char key[CRYPTO_KEY_LEN], const void *aad, size_t aadlen, const char *text,
+                 size_t textlen, unsigned char **pt, size_t *ptlen);
 
 /* Parse a master key given as 64 hex digits or base64 of 32 bytes (surrounding whitespace
  * ignored). Returns false if it is neither. */
@@ -38,8 +38,8 @@ bool crypto_read_key_file(const char *path, unsigned char key[CRYPTO_KEY_LEN]);
 /* Wrap/unwrap a stack data key under the master key, bound to the stack id. */
 char *crypto_wrap_key(const unsigned char master[CRYPTO_KEY_LEN], const char *stack_id,
                       const unsigned char datakey[CRYPTO_KEY_LEN]);
-bool crypto_unwrap_key(const unsigned char master[CRYPTO_KEY_LEN], const char *stack_id,
-                       const char *wrapped, unsigned char datakey[CRYPTO_KEY_LEN]);
+bool crypto_unwrap_key(const unsigned char master[CRYPTO_KEY_LEN], const char *stack_id, const char *wrapped,
+                       unsigned char datakey[CRYPTO_KEY_LEN]);
 
 /* The canary: a sealed known text that proves the master key at start. */
 char *crypto_canary_new(const unsigned char master[CRYPTO_KEY_LEN]);

@@ -98,8 +98,8 @@ static bool connection_lost(Db *db, const PGresult *r)
     if (PQstatus(db->conn) == CONNECTION_BAD)
         return true;
     const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-    return state && (!strncmp(state, "08", 2) || !strcmp(state, "57P01") || !strcmp(state, "57P02") ||
-                     !strcmp(state, "57P03"));
+    return state &&
+           (!strncmp(state, "08", 2) || !strcmp(state, "57P01") || !strcmp(state, "57P02") || !strcmp(state, "57P03"));
 }
 
 /* After a call failed with r: true when it should be made once more (the connection was lost
@@ -158,11 +158,11 @@ static PGresult *exec_once(Db *db, bool hot, const char *sql, int nparams, const
     return PQexecPrepared(db->conn, name, nparams, values, lengths, formats, binary_result ? 1 : 0);
 }
 
-static PGresult *exec_params(Db *db, bool hot, const char *sql, int nparams, const DbParam *params,
-                             bool binary_result, DbOutcome *outcome);
+static PGresult *exec_params(Db *db, bool hot, const char *sql, int nparams, const DbParam *params, bool binary_result,
+                             DbOutcome *outcome);
 
-static PGresult *exec_timed(Db *db, bool hot, const char *sql, int nparams, const DbParam *params,
-                            bool binary_result, DbOutcome *outcome)
+static PGresult *exec_timed(Db *db, bool hot, const char *sql, int nparams, const DbParam *params, bool binary_result,
+                            DbOutcome *outcome)
 {
     double t0 = mono_ms();
     DbOutcome o;
@@ -195,8 +195,8 @@ DbOutcome db_run_hot_outcome(Db *db, const char *sql, int nparams, const DbParam
     return o;
 }
 
-static PGresult *exec_params(Db *db, bool hot, const char *sql, int nparams, const DbParam *params,
-                             bool binary_result, DbOutcome *outcome)
+static PGresult *exec_params(Db *db, bool hot, const char *sql, int nparams, const DbParam *params, bool binary_result,
+                             DbOutcome *outcome)
 {
     const char *values[16];
     int lengths[16];
@@ -402,8 +402,8 @@ static void put_be32(Buf *b, uint32_t v)
 
 void db_array_begin(Buf *b, uint32_t elem_oid, size_t n)
 {
-    put_be32(b, 1);           /* dimensions */
-    put_be32(b, 0);           /* no NULLs */
+    put_be32(b, 1); /* dimensions */
+    put_be32(b, 0); /* no NULLs */
     put_be32(b, elem_oid);
     put_be32(b, (uint32_t)n); /* length of the dimension */
     put_be32(b, 1);           /* lower bound */

@@ -27,7 +27,7 @@ typedef struct Db {
 /* A parameter: text (len < 0, NUL-terminated, may be NULL for SQL NULL) or binary bytes. */
 typedef struct DbParam {
     const char *value;
-    int len;        /* < 0: text; >= 0: binary of that many bytes */
+    int len; /* < 0: text; >= 0: binary of that many bytes */
 } DbParam;
 
 #define DB_TEXT(s) ((DbParam){(s), -1})

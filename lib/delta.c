@@ -20,18 +20,6 @@ typedef struct Edit {
     size_t order; /* position in the request: ties keep request order */
 } Edit;
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (!err || !errlen)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* new: the offset of the first byte of every line of base (line 1 at index 0). */
 static size_t *line_starts(const char *base, size_t len, size_t *nlines)
 {
@@ -50,8 +38,7 @@ static size_t *line_starts(const char *base, size_t len, size_t *nlines)
 /* A span end-point ({"line","column","offset"}) as a byte offset into base. The legacy form
  * (offset < 0 or absent) counts a 1-based line and a 1-based byte column; *starts is computed on
  * first use. */
-static bool resolve_point(json_t *point, const char *base, size_t baselen, size_t **starts, size_t *nlines,
-                          size_t *out)
+static bool resolve_point(json_t *point, const char *base, size_t baselen, size_t **starts, size_t *nlines, size_t *out)
 {
     if (!json_is_object(point))
         return false;

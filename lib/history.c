@@ -8,13 +8,13 @@
 #include "names.h"
 #include "update.h"
 
-#define HISTORY_ROW                                                                                              \
-    "json_build_object('kind', kind, 'startTime', extract(epoch from coalesce(started_at, created_at))::bigint, " \
-    "'message', coalesce(metadata ->> 'message', ''), 'environment', coalesce(metadata -> 'environment', '{}'), " \
-    "'config', config, 'result', CASE status WHEN 'succeeded' THEN 'succeeded' WHEN 'running' THEN "            \
-    "'in-progress' WHEN 'not started' THEN 'not-started' ELSE 'failed' END, "                                     \
-    "'endTime', coalesce(extract(epoch from ended_at)::bigint, 0), 'version', coalesce(result_version, 0), "     \
-    "'resourceChanges', coalesce(resource_changes, '{}'), 'resourceCount', coalesce(resource_count, 0))::text "   \
+#define HISTORY_ROW                                                                                                    \
+    "json_build_object('kind', kind, 'startTime', extract(epoch from coalesce(started_at, created_at))::bigint, "      \
+    "'message', coalesce(metadata ->> 'message', ''), 'environment', coalesce(metadata -> 'environment', '{}'), "      \
+    "'config', config, 'result', CASE status WHEN 'succeeded' THEN 'succeeded' WHEN 'running' THEN "                   \
+    "'in-progress' WHEN 'not started' THEN 'not-started' ELSE 'failed' END, "                                          \
+    "'endTime', coalesce(extract(epoch from ended_at)::bigint, 0), 'version', coalesce(result_version, 0), "           \
+    "'resourceChanges', coalesce(resource_changes, '{}'), 'resourceCount', coalesce(resource_count, 0))::text "        \
     "FROM extension_pulumi_state_updates WHERE stack_id = $1 AND NOT dry_run AND status <> 'not started' "
 
 #define EVENTS_PAGE 500
@@ -28,8 +28,8 @@ bool history_page(Db *db, const StackRef *ref, long size, long page, Buf *out, A
     snprintf(lbuf, sizeof(lbuf), "%ld", size);
     snprintf(obuf, sizeof(obuf), "%ld", (page - 1) * size);
     DbParam p[] = {DB_TEXT(s->id), DB_TEXT(lbuf), DB_TEXT(obuf)};
-    PGresult *r = db_exec(db, "SELECT " HISTORY_ROW "ORDER BY created_at DESC, id LIMIT $2::int OFFSET $3::bigint", 3,
-                          p, false);
+    PGresult *r =
+        db_exec(db, "SELECT " HISTORY_ROW "ORDER BY created_at DESC, id LIMIT $2::int OFFSET $3::bigint", 3, p, false);
     stack_free(s);
     if (!r)
         return api_internal(e);
@@ -176,8 +176,8 @@ bool stack_list(Db *db, const StackQuery *q, Buf *out, ApiError *e)
     char lbuf[16];
     snprintf(lbuf, sizeof(lbuf), "%d", q->limit + 1);
     char *like = scope_like(q->scope);
-    DbParam p[] = {DB_TEXT(q->project), DB_TEXT(q->org), DB_TEXT(q->tag_name), DB_TEXT(q->tag_value),
-                   DB_TEXT(a_org), DB_TEXT(a_proj), DB_TEXT(a_name), DB_TEXT(lbuf), DB_TEXT(like)};
+    DbParam p[] = {DB_TEXT(q->project), DB_TEXT(q->org), DB_TEXT(q->tag_name), DB_TEXT(q->tag_value), DB_TEXT(a_org),
+                   DB_TEXT(a_proj),     DB_TEXT(a_name), DB_TEXT(lbuf),        DB_TEXT(like)};
     PGresult *r = db_exec(
         db,
         "SELECT s.id, s.org, s.project, s.name, s.resource_count, "

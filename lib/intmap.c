@@ -6,7 +6,6 @@
 
 #include "util.h"
 
-
 static size_t int_hash(int64_t k)
 {
     uint64_t x = (uint64_t)k + 0x9e3779b97f4a7c15ULL;

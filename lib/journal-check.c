@@ -20,8 +20,8 @@ static bool span_member(const char *e, size_t len, const char *key, bool *presen
 
 bool journal_entry_check(const char *e, size_t len, char *why, size_t whylen)
 {
-    static const char *const indices[] = {"removeOld", "removeNew", "deleteOld", "deleteNew",
-                                          "pendingReplacementOld", "pendingReplacementNew", NULL};
+    static const char *const indices[] = {
+        "removeOld", "removeNew", "deleteOld", "deleteNew", "pendingReplacementOld", "pendingReplacementNew", NULL};
     static const char *const objects[] = {"state", "operation", "newSnapshot", "secretsProvider", "extension", NULL};
     const char *v = NULL;
     size_t vlen = 0;

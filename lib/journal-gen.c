@@ -107,7 +107,8 @@ static bool all_seen(json_t *list, json_t *seen)
 {
     size_t i;
     json_t *v;
-    json_array_foreach(list, i, v) {
+    json_array_foreach(list, i, v)
+    {
         if (!is_seen(seen, v))
             return false;
     }
@@ -121,7 +122,8 @@ static json_t *filter_seen(json_t *list, json_t *seen)
         return NULL;
     size_t i;
     json_t *v, *out = json_array();
-    json_array_foreach(list, i, v) {
+    json_array_foreach(list, i, v)
+    {
         if (is_seen(seen, v))
             json_array_append(out, v);
     }
@@ -154,7 +156,8 @@ static void prune_property_deps(Gen *g, size_t i, json_t *seen)
     bool changed = false;
     const char *k;
     json_t *v;
-    json_object_foreach(pd, k, v) {
+    json_object_foreach(pd, k, v)
+    {
         if (!json_is_array(v) || !json_array_size(v) || !all_seen(v, seen)) {
             changed = true;
             break;
@@ -163,7 +166,8 @@ static void prune_property_deps(Gen *g, size_t i, json_t *seen)
     if (!changed)
         return;
     json_t *fresh = json_object();
-    json_object_foreach(pd, k, v) {
+    json_object_foreach(pd, k, v)
+    {
         if (!json_is_array(v))
             continue;
         json_t *f = filter_seen(v, seen);
@@ -235,7 +239,8 @@ static json_t *fix_list(json_t *list, json_t *aliased)
 {
     size_t i;
     json_t *v, *out = NULL;
-    json_array_foreach(list, i, v) {
+    json_array_foreach(list, i, v)
+    {
         json_t *to = alias_of(aliased, v);
         if (to && !json_equal(to, v)) {
             out = json_copy(list);
@@ -244,7 +249,8 @@ static json_t *fix_list(json_t *list, json_t *aliased)
     }
     if (!out)
         return NULL;
-    json_array_foreach(out, i, v) {
+    json_array_foreach(out, i, v)
+    {
         json_t *to = alias_of(aliased, v);
         if (to)
             json_array_set(out, i, to);
@@ -296,7 +302,8 @@ static bool normalise_urns(Gen *g, char *err, size_t errlen)
         const char *urn = json_is_string(urnv) ? json_string_value(urnv) : "";
         size_t j;
         json_t *a;
-        json_array_foreach(member_of_type(res, "aliases", JSON_ARRAY), j, a) {
+        json_array_foreach(member_of_type(res, "aliases", JSON_ARRAY), j, a)
+        {
             if (!json_is_string(a))
                 continue;
             const char *prev = json_string_value(json_object_get(aliased, json_string_value(a)));
@@ -332,7 +339,8 @@ static bool normalise_urns(Gen *g, char *err, size_t errlen)
             json_t *pd = member_of_type(g->res[i], "propertyDependencies", JSON_OBJECT);
             const char *k;
             json_t *v, *npd = NULL;
-            json_object_foreach(pd, k, v) {
+            json_object_foreach(pd, k, v)
+            {
                 fixed = json_is_array(v) ? fix_list(v, aliased) : NULL;
                 if (!fixed)
                     continue;
@@ -351,10 +359,12 @@ static bool normalise_urns(Gen *g, char *err, size_t errlen)
         json_t *copy = NULL;
         size_t i;
         json_t *sn;
-        json_array_foreach(g->snippets, i, sn) {
+        json_array_foreach(g->snippets, i, sn)
+        {
             const char *k;
             json_t *v;
-            json_object_foreach(member_of_type(sn, "references", JSON_OBJECT), k, v) {
+            json_object_foreach(member_of_type(sn, "references", JSON_OBJECT), k, v)
+            {
                 json_t *to = alias_of(aliased, v);
                 if (to && !json_equal(to, v)) {
                     copy = json_deep_copy(g->snippets);
@@ -364,11 +374,13 @@ static bool normalise_urns(Gen *g, char *err, size_t errlen)
             if (copy)
                 break;
         }
-        json_array_foreach(copy, i, sn) {
+        json_array_foreach(copy, i, sn)
+        {
             const char *k;
             json_t *v;
             json_t *refs = member_of_type(sn, "references", JSON_OBJECT);
-            json_object_foreach(refs, k, v) {
+            json_object_foreach(refs, k, v)
+            {
                 json_t *to = alias_of(aliased, v);
                 if (to)
                     json_object_set(refs, k, to);
@@ -479,7 +491,8 @@ json_t *journal_generate(Replay *r, json_t **features, char *err, size_t errlen)
     }
     size_t i;
     json_t *op;
-    json_array_foreach(r->base.pending, i, op) {
+    json_array_foreach(r->base.pending, i, op)
+    {
         const char *type = json_string_value(json_object_get(op, "type"));
         if (type && strcmp(type, "creating") == 0) {
             json_array_append(g.pending, op);

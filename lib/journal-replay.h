@@ -46,35 +46,24 @@ typedef struct NewRes {
 typedef struct Replay {
     Base base;
     size_t nbase;
-    bool *to_delete;      /* toDeleteInSnapshot, per base index */
-    bool *mark_delete;    /* markAsDeletion */
-    bool *mark_pending;   /* markAsPendingReplacement */
-    json_t **to_replace;  /* toReplaceInSnapshot: owned state or NULL */
-    NewRes *news;         /* newResources */
+    bool *to_delete;     /* toDeleteInSnapshot, per base index */
+    bool *mark_delete;   /* markAsDeletion */
+    bool *mark_pending;  /* markAsPendingReplacement */
+    json_t **to_replace; /* toReplaceInSnapshot: owned state or NULL */
+    NewRes *news;        /* newResources */
     size_t nnews, capnews;
-    IntMap op_index;      /* operationID -> index in news */
-    IntMap to_remove;     /* set of operationIDs */
-    IntMap incomplete;    /* operationID -> index in begins */
-    json_t **begins;      /* owned Begin entries in order; NULL once completed */
+    IntMap op_index;   /* operationID -> index in news */
+    IntMap to_remove;  /* set of operationIDs */
+    IntMap incomplete; /* operationID -> index in begins */
+    json_t **begins;   /* owned Begin entries in order; NULL once completed */
     size_t nbegins, capbegins;
-    json_t *extensions;   /* ref -> extension, from ExtensionParameterize */
+    json_t *extensions; /* ref -> extension, from ExtensionParameterize */
     bool has_refresh;
     bool byte_string;
-    bool lenient;         /* JOURNAL_LENIENT: skip what cannot be applied */
+    bool lenient; /* JOURNAL_LENIENT: skip what cannot be applied */
     size_t skipped;
     const char *server_version;
 } Replay;
-
-static inline void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static inline void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (!err || !errlen)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static inline json_t *member_of_type(json_t *obj, const char *key, json_type type)
 {

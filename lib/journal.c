@@ -155,8 +155,7 @@ static bool new_index(Replay *r, json_t *e, const char *key, bool *present, int6
     if (!opt_int(e, key, present, op, err, errlen))
         return false;
     if (*present && !intmap_get(&r->op_index, *op, idx)) {
-        set_err(err, errlen, "journal entry %s names operation %lld, which produced no resource", key,
-                (long long)*op);
+        set_err(err, errlen, "journal entry %s names operation %lld, which produced no resource", key, (long long)*op);
         return false;
     }
     return true;
@@ -413,8 +412,8 @@ static int entry_cmp(const void *a, const void *b)
     return x->pos < y->pos ? -1 : x->pos > y->pos;
 }
 
-json_t *journal_replay(json_t *base, json_t *entries, const char *server_version, int flags, size_t *skipped,
-                       char *err, size_t errlen)
+json_t *journal_replay(json_t *base, json_t *entries, const char *server_version, int flags, size_t *skipped, char *err,
+                       size_t errlen)
 {
     Replay r = {0};
     r.lenient = (flags & JOURNAL_LENIENT) != 0;
@@ -442,7 +441,7 @@ json_t *journal_replay(json_t *base, json_t *entries, const char *server_version
     resize_base_arrays(&r);
     for (size_t i = 0; i < n; i++) {
         if (i > 0 && sorted[i].seq == sorted[i - 1].seq)
-            continue; /* a retried batch: the first copy counts */
+            continue;                     /* a retried batch: the first copy counts */
         char *e = r.skipped ? NULL : err; /* lenient: the first failure is the one reported */
         if (!apply_entry(&r, sorted[i].e, e, e ? errlen : 0)) {
             size_t len = e ? strlen(e) : 0;

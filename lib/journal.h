@@ -14,8 +14,8 @@
  * With JOURNAL_LENIENT, what cannot be applied is skipped instead (whatever the journal recorded up
  * to it stays), *skipped (may be NULL) counts it, and err describes the first such entry. */
 #define JOURNAL_LENIENT 1 /* skip entries that cannot be applied (counted in *skipped, the first in err) */
-json_t *journal_replay(json_t *base, json_t *entries, const char *server_version, int flags, size_t *skipped,
-                       char *err, size_t errlen);
+json_t *journal_replay(json_t *base, json_t *entries, const char *server_version, int flags, size_t *skipped, char *err,
+                       size_t errlen);
 
 /* The structural checks of one journal entry (its JSON text, already validated), made when its batch
  * arrives so that a batch that could never replay is refused then: sequenceID >= 1, kind 0..9,

@@ -52,8 +52,10 @@ static unsigned hex4(const char *p)
 /* Length of the UTF-8 sequence at p: shortest form, no surrogates, at most U+10FFFF; 0 if invalid. */
 static size_t utf8_len(const unsigned char *p, const unsigned char *end)
 {
-    size_t n = p[0] >= 0xc2 && p[0] <= 0xdf ? 2 : p[0] >= 0xe0 && p[0] <= 0xef ? 3
-             : p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : 0;
+    size_t n = p[0] >= 0xc2 && p[0] <= 0xdf   ? 2
+               : p[0] >= 0xe0 && p[0] <= 0xef ? 3
+               : p[0] >= 0xf0 && p[0] <= 0xf4 ? 4
+                                              : 0;
     if (n == 0 || (size_t)(end - p) < n)
         return 0;
     unsigned long cp = p[0] & (0x7f >> n);

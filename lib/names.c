@@ -75,7 +75,8 @@ bool names_tags_valid(json_t *tags, char *why, size_t whylen)
     }
     const char *k;
     json_t *v;
-    json_object_foreach(tags, k, v) {
+    json_object_foreach(tags, k, v)
+    {
         if (!json_is_string(v) || !name_valid_tag(k, json_string_value(v))) {
             snprintf(why, whylen, "invalid tag '%.60s'", k);
             return false;

@@ -13,11 +13,11 @@
 #include "update.h"
 #include "urn.h"
 
-#define STACK_COLUMNS                                                                                         \
-    "s.id, s.org, s.project, s.name, s.tags::text, s.version, s.resource_count, s.secrets_key, "              \
-    "coalesce(s.active_update::text, ''), coalesce(s.last_update::text, ''), "                                \
-    "coalesce(u.lease_expires_at < now(), false), coalesce(u.kind, ''), "                                      \
-    "coalesce(extract(epoch from u.started_at)::bigint, 0) "                                                   \
+#define STACK_COLUMNS                                                                                                  \
+    "s.id, s.org, s.project, s.name, s.tags::text, s.version, s.resource_count, s.secrets_key, "                       \
+    "coalesce(s.active_update::text, ''), coalesce(s.last_update::text, ''), "                                         \
+    "coalesce(u.lease_expires_at < now(), false), coalesce(u.kind, ''), "                                              \
+    "coalesce(extract(epoch from u.started_at)::bigint, 0) "                                                           \
     "FROM extension_pulumi_state_stacks s LEFT JOIN extension_pulumi_state_updates u ON u.id = s.active_update "
 
 static Stack *stack_from_row(PGresult *r, bool *expired)
@@ -92,8 +92,8 @@ Stack *stack_get_locked(Db *db, const StackRef *ref, ApiError *e)
     if (!stack_ref_valid(ref, e))
         return NULL;
     DbParam p[] = {DB_TEXT(ref->org), DB_TEXT(ref->project), DB_TEXT(ref->name)};
-    PGresult *r = db_exec(db, "SELECT id FROM extension_pulumi_state_stacks WHERE org = $1 AND project = $2 AND name = $3",
-                          3, p, false);
+    PGresult *r = db_exec(
+        db, "SELECT id FROM extension_pulumi_state_stacks WHERE org = $1 AND project = $2 AND name = $3", 3, p, false);
     if (!r) {
         api_internal(e);
         return NULL;
@@ -135,8 +135,8 @@ Stack *stack_get(Db *db, const StackRef *ref, ApiError *e)
         return NULL;
     DbParam p[] = {DB_TEXT(ref->org), DB_TEXT(ref->project), DB_TEXT(ref->name)};
     bool expired = false, dberr = false;
-    Stack *s = load(db, "SELECT " STACK_COLUMNS "WHERE s.org = $1 AND s.project = $2 AND s.name = $3", 3, p, &expired,
-                    &dberr);
+    Stack *s =
+        load(db, "SELECT " STACK_COLUMNS "WHERE s.org = $1 AND s.project = $2 AND s.name = $3", 3, p, &expired, &dberr);
     if (dberr) {
         api_internal(e);
         return NULL;
@@ -245,7 +245,7 @@ bool stack_add_version(Db *db, Stack *s, const char *update_id, const char *doc,
     snprintf(vbuf, sizeof(vbuf), "%d", s->version + 1);
     snprintf(sizebuf, sizeof(sizebuf), "%zu", len);
     snprintf(countbuf, sizeof(countbuf), "%ld", count);
-    DbParam p[] = {DB_TEXT(s->id), DB_TEXT(vbuf), DB_TEXT(update_id), DB_BIN(gz, gzlen),
+    DbParam p[] = {DB_TEXT(s->id), DB_TEXT(vbuf),    DB_TEXT(update_id), DB_BIN(gz, gzlen),
                    DB_TEXT(sha),   DB_TEXT(sizebuf), DB_TEXT(countbuf)};
     bool ok = db_run(db,
                      "INSERT INTO extension_pulumi_state_versions (stack_id, version, update_id, data, sha256, size, "
@@ -283,8 +283,8 @@ bool stack_create(Db *db, const unsigned char *master, const StackRef *ref, cons
     uuid_new(id);
     char *wrapped = crypto_wrap_key(master, id, datakey);
     OPENSSL_cleanse(datakey, sizeof(datakey));
-    DbParam p[] = {DB_TEXT(id), DB_TEXT(ref->org), DB_TEXT(ref->project), DB_TEXT(ref->name), DB_TEXT(tags),
-                   DB_TEXT(wrapped)};
+    DbParam p[] = {DB_TEXT(id),        DB_TEXT(ref->org), DB_TEXT(ref->project),
+                   DB_TEXT(ref->name), DB_TEXT(tags),     DB_TEXT(wrapped)};
     bool ok = false;
     Stack *s = NULL;
     DbOutcome o = DB_ERROR;
@@ -359,11 +359,12 @@ bool stack_set_tags(Db *db, const StackRef *ref, const char *tags, Audit *a, Api
 static bool record_operation(Db *db, Stack *s, const char *kind, const char *doc, size_t len, char uid[37])
 {
     DbParam p[] = {DB_TEXT(s->id), DB_TEXT(kind)};
-    PGresult *r = db_exec(db,
-                          "INSERT INTO extension_pulumi_state_updates (stack_id, kind, status, started_at, base_version) "
-                          "SELECT $1, $2, 'running', now(), version FROM extension_pulumi_state_stacks WHERE id = $1 "
-                          "RETURNING id",
-                          2, p, false);
+    PGresult *r =
+        db_exec(db,
+                "INSERT INTO extension_pulumi_state_updates (stack_id, kind, status, started_at, base_version) "
+                "SELECT $1, $2, 'running', now(), version FROM extension_pulumi_state_stacks WHERE id = $1 "
+                "RETURNING id",
+                2, p, false);
     if (!r)
         return false;
     snprintf(uid, 37, "%s", PQgetvalue(r, 0, 0));
@@ -382,8 +383,7 @@ static bool record_operation(Db *db, Stack *s, const char *kind, const char *doc
            db_run(db, "UPDATE extension_pulumi_state_stacks SET last_update = $1 WHERE id = $2", 2, f);
 }
 
-bool stack_rename(Db *db, const StackRef *ref, const char *new_project, const char *new_name, Audit *a,
-                  ApiError *e)
+bool stack_rename(Db *db, const StackRef *ref, const char *new_project, const char *new_name, Audit *a, ApiError *e)
 {
     Stack *s = stack_get_locked(db, ref, e);
     if (!s)

@@ -16,14 +16,14 @@ typedef struct Stack {
     char *org;
     char *project;
     char *name;
-    char *tags;                 /* JSON object text */
+    char *tags; /* JSON object text */
     int version;
     int resource_count;
-    char *secrets_key;          /* wrapped data key */
-    char active_update[37];     /* "" when free */
+    char *secrets_key;      /* wrapped data key */
+    char active_update[37]; /* "" when free */
     char last_update[37];
-    char *active_kind;          /* kind of the active update, or "" */
-    long long active_started;   /* unix seconds */
+    char *active_kind;        /* kind of the active update, or "" */
+    long long active_started; /* unix seconds */
 } Stack;
 
 /* A stack as a request names it (borrowed strings, not yet validated). */
@@ -71,8 +71,7 @@ bool stack_delete(Db *db, const StackRef *ref, bool force, Audit *a, ApiError *e
 bool stack_set_tags(Db *db, const StackRef *ref, const char *tags, Audit *a, ApiError *e);
 /* Rename to new_project ("" or NULL keeps it) / new_name, rewriting the stored state's URNs and
  * the service secrets state into a new version. 409 when taken or busy. */
-bool stack_rename(Db *db, const StackRef *ref, const char *new_project, const char *new_name, Audit *a,
-                  ApiError *e);
+bool stack_rename(Db *db, const StackRef *ref, const char *new_project, const char *new_name, Audit *a, ApiError *e);
 /* Store doc (validated JSON; its exact bytes) as the next version, recorded in the history as an
  * import; uid receives the operation's id. */
 bool stack_import(Db *db, const StackRef *ref, const char *doc, size_t len, Audit *a, char uid[37], ApiError *e);

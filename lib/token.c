@@ -112,8 +112,8 @@ bool token_name_reserved(const char *name)
     return !strcmp(name, "operator") || !strcmp(name, "update-token") || !strcmp(name, "anonymous");
 }
 
-bool token_create(Db *db, const char *name, Role role, const char *scope, long long expires_secs,
-                  const char *actor, char **token_out, ApiError *e)
+bool token_create(Db *db, const char *name, Role role, const char *scope, long long expires_secs, const char *actor,
+                  char **token_out, ApiError *e)
 {
     *token_out = NULL;
     char *token = token_new("pst_");
@@ -129,11 +129,12 @@ bool token_create(Db *db, const char *name, Role role, const char *scope, long l
         api_internal(e);
         goto out;
     }
-    DbOutcome o = db_run_outcome(db,
-                                 "INSERT INTO extension_pulumi_state_tokens (name, token_hash, role, scope, expires_at) "
-                                 "VALUES ($1, $2, $3, $4, CASE WHEN $5::bigint > 0 THEN now() + "
-                                 "make_interval(secs => $5::bigint) END)",
-                                 5, p);
+    DbOutcome o =
+        db_run_outcome(db,
+                       "INSERT INTO extension_pulumi_state_tokens (name, token_hash, role, scope, expires_at) "
+                       "VALUES ($1, $2, $3, $4, CASE WHEN $5::bigint > 0 THEN now() + "
+                       "make_interval(secs => $5::bigint) END)",
+                       5, p);
     if (o == DB_DUPLICATE)
         api_fail(e, 409, "Conflict: a token named '%s' exists already", name);
     else if (o != DB_OK || !audit_commit(db, &a))

@@ -39,8 +39,8 @@ bool token_scope_valid(const char *scope);
 bool token_name_reserved(const char *name);
 /* Mint an API token (printed once by the caller: *token_out, new) with its audit row detail; the
  * insert, the audit row and the commit are one transaction. 409 when the name is taken. */
-bool token_create(Db *db, const char *name, Role role, const char *scope, long long expires_secs,
-                  const char *actor, char **token_out, ApiError *e) DB_WUR;
+bool token_create(Db *db, const char *name, Role role, const char *scope, long long expires_secs, const char *actor,
+                  char **token_out, ApiError *e) DB_WUR;
 /* Revoke at once (every worker looks tokens up per request). 404 when there is no such token. */
 bool token_revoke(Db *db, const char *name, const char *actor, ApiError *e) DB_WUR;
 /* The tokens for listing: name, role, scope, created, expires, last used, state; NULL on error. */

@@ -11,8 +11,7 @@
 #include "names.h"
 #include "token.h"
 
-static const char *const status_names[] = {"missing", "not started", "running", "succeeded", "failed",
-                                           "cancelled"};
+static const char *const status_names[] = {"missing", "not started", "running", "succeeded", "failed", "cancelled"};
 
 UpdateStatus update_status_parse(const char *s)
 {
@@ -50,8 +49,8 @@ static json_t *load_lean(JspanLean *l, const char *text, size_t len)
     return json_loadb(l->out->data, l->out->len, JSON_ALLOW_NUL, NULL);
 }
 
-MatResult journal_materialize(Db *db, const Stack *s, const char *update_id, int base_version, bool lenient,
-                              char **doc, size_t *len, char *why, size_t whylen)
+MatResult journal_materialize(Db *db, const Stack *s, const char *update_id, int base_version, bool lenient, char **doc,
+                              size_t *len, char *why, size_t whylen)
 {
     *doc = NULL;
     if (whylen)
@@ -59,13 +58,13 @@ MatResult journal_materialize(Db *db, const Stack *s, const char *update_id, int
     double t0 = mono_ms(), t1 = 0, t2 = 0, t3 = 0;
     DbParam p[] = {DB_TEXT(update_id)};
     /* The CLI release that ran the update stamps the manifest, as the CLI's own replay does. */
-    PGresult *r = db_exec(db, "SELECT coalesce(cli_version, '') FROM extension_pulumi_state_updates WHERE id = $1", 1,
-                          p, false);
+    PGresult *r =
+        db_exec(db, "SELECT coalesce(cli_version, '') FROM extension_pulumi_state_updates WHERE id = $1", 1, p, false);
     if (!r)
         return MAT_DB_ERROR;
     char version[64];
-    snprintf(version, sizeof(version), "%s", PQntuples(r) == 1 && *PQgetvalue(r, 0, 0) ? PQgetvalue(r, 0, 0)
-                                                                                         : "v" PACKAGE_VERSION);
+    snprintf(version, sizeof(version), "%s",
+             PQntuples(r) == 1 && *PQgetvalue(r, 0, 0) ? PQgetvalue(r, 0, 0) : "v" PACKAGE_VERSION);
     PQclear(r);
     r = db_exec(db, "SELECT entry FROM extension_pulumi_state_journal WHERE update_id = $1 ORDER BY sequence_id", 1, p,
                 true);
@@ -140,8 +139,8 @@ MatResult journal_materialize(Db *db, const Stack *s, const char *update_id, int
     *doc = buf_steal(&outbuf, len);
     result = MAT_OK;
     log_debug("replayed %d journal entries of update %s: fetch %.1f ms, parse %.1f ms, replay %.1f ms, "
-              "dump %.1f ms (%zu bytes, %zu values set aside)", n, update_id, t1 - t0, t2 - t1, t3 - t2,
-              mono_ms() - t3, *len, lean.nraw);
+              "dump %.1f ms (%zu bytes, %zu values set aside)",
+              n, update_id, t1 - t0, t2 - t1, t3 - t2, mono_ms() - t3, *len, lean.nraw);
 fail:
     PQclear(r);
     json_decref(entries);
@@ -235,10 +234,11 @@ bool update_finish(Db *db, Stack *s, const char *update_id, UpdateStatus status,
                 4, q))
         return false;
     if (holds_stack) {
-        if (!db_run(db,
-                    "UPDATE extension_pulumi_state_stacks SET active_update = NULL, last_update = $1, updated_at = now() "
-                    "WHERE id = $2",
-                    2, p))
+        if (!db_run(
+                db,
+                "UPDATE extension_pulumi_state_stacks SET active_update = NULL, last_update = $1, updated_at = now() "
+                "WHERE id = $2",
+                2, p))
             return false;
         s->active_update[0] = '\0';
         snprintf(s->last_update, sizeof(s->last_update), "%s", update_id);
@@ -363,19 +363,21 @@ out:
 }
 
 bool update_create(Db *db, const StackRef *ref, const char *kind, bool dry_run, const char *config,
-                   const char *metadata, const char *options, const char *actor, const char *cli_version,
-                   char uid[37], ApiError *e)
+                   const char *metadata, const char *options, const char *actor, const char *cli_version, char uid[37],
+                   ApiError *e)
 {
     Stack *s = stack_get(db, ref, e);
     if (!s)
         return false;
-    DbParam p[] = {DB_TEXT(s->id), DB_TEXT(kind), DB_TEXT(dry_run ? "true" : "false"), DB_TEXT(config),
-                   DB_TEXT(metadata), DB_TEXT(options), DB_TEXT(actor), DB_TEXT(cli_version)};
-    PGresult *r = db_exec(db,
-                          "INSERT INTO extension_pulumi_state_updates (stack_id, kind, dry_run, config, metadata, options, "
-                          "created_by, cli_version) VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, $6::jsonb, $7, $8) "
-                          "RETURNING id",
-                          8, p, false);
+    DbParam p[] = {DB_TEXT(s->id),  DB_TEXT(kind),       DB_TEXT(dry_run ? "true" : "false"),
+                   DB_TEXT(config), DB_TEXT(metadata),   DB_TEXT(options),
+                   DB_TEXT(actor),  DB_TEXT(cli_version)};
+    PGresult *r =
+        db_exec(db,
+                "INSERT INTO extension_pulumi_state_updates (stack_id, kind, dry_run, config, metadata, options, "
+                "created_by, cli_version) VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, $6::jsonb, $7, $8) "
+                "RETURNING id",
+                8, p, false);
     stack_free(s);
     if (!r)
         return api_internal(e);
@@ -384,8 +386,8 @@ bool update_create(Db *db, const StackRef *ref, const char *kind, bool dry_run, 
     return true;
 }
 
-bool update_start(Db *db, const StackRef *ref, const char *uid, const char *tags, bool journal, int lease_ttl,
-                  Audit *a, StartResult *out, ApiError *e)
+bool update_start(Db *db, const StackRef *ref, const char *uid, const char *tags, bool journal, int lease_ttl, Audit *a,
+                  StartResult *out, ApiError *e)
 {
     memset(out, 0, sizeof(*out));
     Stack *s = stack_get_locked(db, ref, e);
@@ -470,8 +472,8 @@ bool update_get_status(Db *db, const StackRef *ref, const char *uid, UpdateStatu
     if (!s)
         return false;
     DbParam p[] = {DB_TEXT(uid), DB_TEXT(s->id)};
-    PGresult *r = db_exec(db, "SELECT status FROM extension_pulumi_state_updates WHERE id = $1 AND stack_id = $2", 2, p,
-                          false);
+    PGresult *r =
+        db_exec(db, "SELECT status FROM extension_pulumi_state_updates WHERE id = $1 AND stack_id = $2", 2, p, false);
     stack_free(s);
     if (!r)
         return api_internal(e);
@@ -560,8 +562,10 @@ bool update_complete(Db *db, const StackRef *ref, const char *uid, const char *t
     } else if (!update_finish(db, s, uid, status, &prior, why, sizeof(why)) || !audit_commit(db, a)) {
         api_internal(e);
     } else if (why[0] && status == UPDATE_SUCCEEDED) {
-        api_fail(e, 400, "Bad Request: the update's journal cannot be replayed (%s); the update ended as failed, "
-                 "keeping every resource its journal recorded", why);
+        api_fail(e, 400,
+                 "Bad Request: the update's journal cannot be replayed (%s); the update ended as failed, "
+                 "keeping every resource its journal recorded",
+                 why);
     } else {
         ok = true;
     }
@@ -570,8 +574,7 @@ bool update_complete(Db *db, const StackRef *ref, const char *uid, const char *t
     return ok;
 }
 
-bool update_cancel(Db *db, const StackRef *ref, const char *uid, const char *actor, bool admin, Audit *a,
-                   ApiError *e)
+bool update_cancel(Db *db, const StackRef *ref, const char *uid, const char *actor, bool admin, Audit *a, ApiError *e)
 {
     Stack *s = stack_get_locked(db, ref, e);
     if (!s)

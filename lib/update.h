@@ -44,8 +44,8 @@ typedef struct UpdateInfo {
  * (lenient false): any entry that cannot be read or applied makes it MAT_INVALID, why (may be NULL
  * with whylen 0) saying which. Lenient: such entries are skipped, why names the first. */
 typedef enum { MAT_OK, MAT_INVALID, MAT_DB_ERROR } MatResult;
-MatResult journal_materialize(Db *db, const Stack *s, const char *update_id, int base_version, bool lenient,
-                              char **doc, size_t *len, char *why, size_t whylen);
+MatResult journal_materialize(Db *db, const Stack *s, const char *update_id, int base_version, bool lenient, char **doc,
+                              size_t *len, char *why, size_t whylen);
 
 /* Finish update_id of s with status (succeeded, failed, cancelled), inside the caller's transaction
  * with the lock held: materialise its state into a new version (non-dry-run), free the stack,
@@ -72,8 +72,8 @@ bool update_auth(Db *db, const StackRef *ref, const char *uid, const char *token
 /* POST .../{update|preview|refresh|destroy}: a new update of kind; config, metadata, options are
  * JSON object texts; cli_version may be NULL. */
 bool update_create(Db *db, const StackRef *ref, const char *kind, bool dry_run, const char *config,
-                   const char *metadata, const char *options, const char *actor, const char *cli_version,
-                   char uid[37], ApiError *e);
+                   const char *metadata, const char *options, const char *actor, const char *cli_version, char uid[37],
+                   ApiError *e);
 
 /* What starting an update hands the CLI. */
 typedef struct StartResult {
@@ -85,8 +85,8 @@ typedef struct StartResult {
 /* Start uid (its lease): 409 when started already, or MSG_UPDATE_IN_PROGRESS when another update
  * holds the stack. tags (JSON object text or NULL) replace the stack's tags; journal asks for
  * journaling (granted for real updates when allowed). */
-bool update_start(Db *db, const StackRef *ref, const char *uid, const char *tags, bool journal, int lease_ttl,
-                  Audit *a, StartResult *out, ApiError *e);
+bool update_start(Db *db, const StackRef *ref, const char *uid, const char *tags, bool journal, int lease_ttl, Audit *a,
+                  StartResult *out, ApiError *e);
 /* The stored status of uid on the stack (UPDATE_MISSING gives 404). */
 bool update_get_status(Db *db, const StackRef *ref, const char *uid, UpdateStatus *st, ApiError *e);
 /* Renew the lease: a new token (new, in *token) expiring lease_ttl seconds from now. */
@@ -98,8 +98,7 @@ bool update_renew(Db *db, const StackRef *ref, const char *uid, const char *toke
 bool update_complete(Db *db, const StackRef *ref, const char *uid, const char *token, UpdateStatus status, Audit *a,
                      ApiError *e);
 /* Cancel uid (any active update); only an admin may cancel one another actor started. */
-bool update_cancel(Db *db, const StackRef *ref, const char *uid, const char *actor, bool admin, Audit *a,
-                   ApiError *e);
+bool update_cancel(Db *db, const StackRef *ref, const char *uid, const char *actor, bool admin, Audit *a, ApiError *e);
 
 /* The state an update sends. */
 /* A full checkpoint (doc: {"version":..,["features":..,]"deployment":..}). */
@@ -116,7 +115,7 @@ bool update_checkpoint_delta(Db *db, const StackRef *ref, const char *uid, const
  * sequence numbers; a retried element is kept as first stored) in one round trip that also checks
  * the update, falling back to update_auth for the exact refusal. resource_changes (may be NULL):
  * the summary event's counts (JSON object text), stored with the update. */
-bool update_append(Db *db, const StackRef *ref, const char *uid, const char *token, bool journal,
-                   const JspanIds *batch, const char *resource_changes, ApiError *e);
+bool update_append(Db *db, const StackRef *ref, const char *uid, const char *token, bool journal, const JspanIds *batch,
+                   const char *resource_changes, ApiError *e);
 
 #endif

@@ -99,7 +99,6 @@ char *urn_reparent(const char *child, const char *parent_type)
     return buf_steal(&b, NULL);
 }
 
-
 const char *urn_provider_sep(const char *ref)
 {
     const char *sep = NULL;
@@ -372,7 +371,10 @@ UrnResult urn_rename_state(const char *doc, size_t len, const char *old_stack, c
     size_t ds, de, a, z, pos = 0, x, y;
     if (!jspan_validate(doc, len) || !jspan_member(doc, len, "deployment", &ds, &de))
         return URN_BAD_STATE;
-    Renamer r = {.doc = doc, .old_stack = old_stack, .old_project = old_project, .new_stack = new_stack,
+    Renamer r = {.doc = doc,
+                 .old_stack = old_stack,
+                 .old_project = old_project,
+                 .new_stack = new_stack,
                  .new_project = new_project};
     const char *dep = doc + ds;
     size_t dlen = de - ds;

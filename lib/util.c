@@ -177,14 +177,23 @@ void log_msg(LogLevel level, const char *fmt, ...)
     va_list ap;
     va_start(ap, fmt);
     pthread_mutex_lock(&log_lock);
-    fprintf(stderr, "%s.%03ldZ %s[%d] %s: ", when, ts.tv_nsec / 1000000, log_program, (int)getpid(),
-            names[level]);
+    fprintf(stderr, "%s.%03ldZ %s[%d] %s: ", when, ts.tv_nsec / 1000000, log_program, (int)getpid(), names[level]);
     if (log_context[0])
         fprintf(stderr, "[%s] ", log_context);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     fflush(stderr);
     pthread_mutex_unlock(&log_lock);
+    va_end(ap);
+}
+
+void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    if (!err || !errlen)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
     va_end(ap);
 }
 

@@ -43,6 +43,9 @@ void log_msg(LogLevel level, const char *fmt, ...) __attribute__((format(printf,
 #define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
 
+/* Format into the caller's error buffer err[0..errlen) (nothing when err is NULL or errlen 0). */
+void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Milliseconds on the monotonic clock, for durations. */
 double mono_ms(void);
 

@@ -17,10 +17,10 @@ if ! command -v clang >/dev/null || ! ls /usr/lib/llvm-*/lib/clang/*/lib/linux/l
 fi
 out=build-fuzz
 mkdir -p "$out"
-libs="-lpq -ljansson -lcrypto -lz -luuid -lfcgi -lpthread"
-cflags="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Ilib -Ifcgi \
+libs="-lpq -ljansson -lcrypto -lz -luuid -lpthread"
+cflags="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Ilib -Ifcgi -Itests/unit \
     $(pkg-config --cflags jansson libpq 2>/dev/null || true)"
-common="lib/util.c lib/jspan.c lib/crypto.c lib/gzip.c lib/delta.c lib/journal.c lib/config.c lib/names.c lib/urn.c"
+common="lib/util.c lib/jspan.c lib/crypto.c lib/gzip.c lib/delta.c lib/journal.c lib/journal-gen.c lib/journal-check.c lib/intmap.c lib/config.c lib/names.c lib/urn.c"
 declare -A extra=([fuzz_router]="fcgi/router.c")
 targets=(fuzz_jspan fuzz_delta fuzz_journal fuzz_gzip fuzz_router fuzz_config fuzz_int)
 : > "$out/iterations.txt"

@@ -12,6 +12,8 @@ results=$PWD/build/test-results
 mkdir -p "$results"
 rm -f "$results"/*.jsonl
 
+echo "== format (clang-format against .clang-format)"
+make -s -C build format-check
 echo "== unit tests (release build)"
 make -s -C build check || { cat build/tests/unit/*.log; exit 1; }
 echo "== unit tests (ASan+UBSan build)"

@@ -4,25 +4,10 @@
 #include <string.h>
 
 #include "router.h"
+#include "test_routes.h"
 #include "util.h"
 
-char *url_decode(const char *s, size_t n, bool plus_is_space);
-
-static void h(struct Ctx *c)
-{
-    (void)c;
-}
-
-static const Route table[] = {
-    {"GET", "/api/user", AUTH_USER, ROLE_READ, 0, NULL, h},
-    {"HEAD", "/api/stacks/:org/:project", AUTH_USER, ROLE_READ, 0, NULL, h},
-    {"GET", "/api/stacks/:org/:project/:stack/updates/latest", AUTH_USER, ROLE_READ, 0, NULL, h},
-    {"POST", "/api/stacks/:org/:project/:stack/update|preview|refresh|destroy", AUTH_USER, ROLE_WRITE, 0, NULL, h},
-    {"PATCH", "/api/stacks/:org/:project/:stack/update|updates/:update/checkpoint", AUTH_UPDATE, ROLE_WRITE, 0,
-     NULL, h},
-    {"GET", "/api/stacks/:org/:project/:stack/export/:version", AUTH_USER, ROLE_READ, 0, NULL, h},
-    {NULL, NULL, AUTH_NONE, ROLE_READ, 0, NULL, NULL},
-};
+#define table test_routes
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

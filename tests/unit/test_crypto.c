@@ -87,23 +87,23 @@ END_TEST
 
 START_TEST(b64_rejects)
 {
-    expect_b64_bad("Zm9v!A==");  /* bad char */
-    expect_b64_bad("Zm9-");      /* base64url char */
-    expect_b64_bad("Zm9_");      /* base64url char */
-    expect_b64_bad("Zg");        /* missing padding */
-    expect_b64_bad("Zg=");       /* short padding, length not a multiple of 4 */
-    expect_b64_bad("Zm9vY");     /* length not a multiple of 4 */
-    expect_b64_bad("Z===");      /* too much padding */
-    expect_b64_bad("====");      /* only padding */
-    expect_b64_bad("Zg=a");      /* '=' then data */
-    expect_b64_bad("Zg==Zm9v");  /* '=' in the middle */
-    expect_b64_bad("Zm=v");      /* '=' in the middle of a group */
-    expect_b64_bad("Zm9v\n");    /* trailing newline */
-    expect_b64_bad("Zm9 v");     /* space inside */
-    expect_b64_bad(" Zm9v");     /* leading space */
+    expect_b64_bad("Zm9v!A==");     /* bad char */
+    expect_b64_bad("Zm9-");         /* base64url char */
+    expect_b64_bad("Zm9_");         /* base64url char */
+    expect_b64_bad("Zg");           /* missing padding */
+    expect_b64_bad("Zg=");          /* short padding, length not a multiple of 4 */
+    expect_b64_bad("Zm9vY");        /* length not a multiple of 4 */
+    expect_b64_bad("Z===");         /* too much padding */
+    expect_b64_bad("====");         /* only padding */
+    expect_b64_bad("Zg=a");         /* '=' then data */
+    expect_b64_bad("Zg==Zm9v");     /* '=' in the middle */
+    expect_b64_bad("Zm=v");         /* '=' in the middle of a group */
+    expect_b64_bad("Zm9v\n");       /* trailing newline */
+    expect_b64_bad("Zm9 v");        /* space inside */
+    expect_b64_bad(" Zm9v");        /* leading space */
     expect_b64_bad("Zm9v\r\nZm9v"); /* line break */
-    expect_b64_bad("Zh==");      /* non-zero bits under the padding */
-    expect_b64_bad("Zm9=");      /* non-zero bits under the padding */
+    expect_b64_bad("Zh==");         /* non-zero bits under the padding */
+    expect_b64_bad("Zm9=");         /* non-zero bits under the padding */
     /* An embedded NUL is a bad character, not an end. */
     unsigned char *out = NULL;
     size_t len = 0;
@@ -378,14 +378,14 @@ START_TEST(parse_key)
 
     expect_key_bad("");
     expect_key_bad("   \n");
-    expect_key_bad(KEY_A_HEX "00");                                                 /* 33 bytes hex */
-    expect_key_bad("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1"); /* 63 digits */
+    expect_key_bad(KEY_A_HEX "00");                                                     /* 33 bytes hex */
+    expect_key_bad("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1");  /* 63 digits */
     expect_key_bad("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1g"); /* not hex */
     expect_key_bad("0001020304050607 08090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f");
-    expect_key_bad("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHg==");  /* 31 bytes */
+    expect_key_bad("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHg==");     /* 31 bytes */
     expect_key_bad("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gIQ=="); /* 34 bytes */
-    expect_key_bad("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8");   /* no padding */
-    expect_key_bad("AAECAwQFBgcICQoL DA0ODxAREhMUFRYXGBkaGxwdHh8="); /* inner space */
+    expect_key_bad("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8");      /* no padding */
+    expect_key_bad("AAECAwQFBgcICQoL DA0ODxAREhMUFRYXGBkaGxwdHh8=");    /* inner space */
     expect_key_bad("correct horse battery staple");
 
     /* A failed parse leaves the key untouched. */

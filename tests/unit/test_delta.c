@@ -40,11 +40,13 @@ static DeltaResult apply(const char *base, const char *edits_json, const char *h
 }
 
 /* An edit replacing [s, e) with text (already JSON-escaped). */
-#define EDIT(s, e, text) "{\"Span\":{\"uri\":\"\",\"start\":{\"line\":1,\"column\":1,\"offset\":" #s "}," \
-                         "\"end\":{\"line\":1,\"column\":1,\"offset\":" #e "}},\"NewText\":\"" text "\"}"
+#define EDIT(s, e, text)                                                                                               \
+    "{\"Span\":{\"uri\":\"\",\"start\":{\"line\":1,\"column\":1,\"offset\":" #s "},"                                   \
+    "\"end\":{\"line\":1,\"column\":1,\"offset\":" #e "}},\"NewText\":\"" text "\"}"
 /* A legacy edit: 1-based line/column, offset -1. */
-#define LEDIT(l1, c1, l2, c2, text) "{\"Span\":{\"start\":{\"line\":" #l1 ",\"column\":" #c1 ",\"offset\":-1}," \
-                                    "\"end\":{\"line\":" #l2 ",\"column\":" #c2 ",\"offset\":-1}},\"NewText\":\"" text "\"}"
+#define LEDIT(l1, c1, l2, c2, text)                                                                                    \
+    "{\"Span\":{\"start\":{\"line\":" #l1 ",\"column\":" #c1 ",\"offset\":-1},"                                        \
+    "\"end\":{\"line\":" #l2 ",\"column\":" #c2 ",\"offset\":-1}},\"NewText\":\"" text "\"}"
 
 START_TEST(test_cli_vectors)
 {
@@ -152,8 +154,8 @@ START_TEST(test_several_edits)
     size_t len = 0;
     /* delete at the start, insert in the middle, replace at the end; an insertion at the
      * start of the following replacement comes first */
-    ck_assert_int_eq(apply("0123456789", "[" EDIT(0, 2, "") "," EDIT(5, 5, "x") "," EDIT(8, 8, "<") "," EDIT(8, 10, "Z")
-                                         "]",
+    ck_assert_int_eq(apply("0123456789",
+                           "[" EDIT(0, 2, "") "," EDIT(5, 5, "x") "," EDIT(8, 8, "<") "," EDIT(8, 10, "Z") "]",
                            hash_of("234x567<Z", h), &out, &len),
                      DELTA_OK);
     ck_assert_str_eq(out, "234x567<Z");
@@ -166,9 +168,14 @@ START_TEST(test_escapes_and_nul)
     char h[65], *out = NULL;
     size_t len = 0;
     /* escaped quotes, backslashes, newlines and non-ASCII arrive as UTF-8 bytes */
-    ck_assert_int_eq(apply("ab", "[" EDIT(1, 1, "\\\"\\\\\\n\\u00e9") "]", hash_of("a\"\\\n\xc3\xa9" "b", h), &out, &len),
+    ck_assert_int_eq(apply("ab", "[" EDIT(1, 1, "\\\"\\\\\\n\\u00e9") "]",
+                           hash_of("a\"\\\n\xc3\xa9"
+                                   "b",
+                                   h),
+                           &out, &len),
                      DELTA_OK);
-    ck_assert_str_eq(out, "a\"\\\n\xc3\xa9" "b");
+    ck_assert_str_eq(out, "a\"\\\n\xc3\xa9"
+                          "b");
     free(out);
     /* an embedded NUL is kept: length comes from the JSON string, not strlen */
     const char want[] = {'a', 'x', '\0', 'y', 'b'};
@@ -244,9 +251,9 @@ START_TEST(test_malformed)
     hash_of("", h);
     ck_assert_int_eq(apply("abc", "[{\"Span\":{\"start\":{\"offset\":0}},\"NewText\":\"\"}]", h, &out, &len),
                      DELTA_BAD_EDITS);
-    ck_assert_int_eq(apply("abc", "[{\"Span\":{\"start\":{\"offset\":0},\"end\":{\"offset\":1}},\"NewText\":5}]", h,
-                           &out, &len),
-                     DELTA_BAD_EDITS);
+    ck_assert_int_eq(
+        apply("abc", "[{\"Span\":{\"start\":{\"offset\":0},\"end\":{\"offset\":1}},\"NewText\":5}]", h, &out, &len),
+        DELTA_BAD_EDITS);
     ck_assert_int_eq(apply("abc", "[{\"Span\":{\"start\":{\"offset\":0},\"end\":{\"offset\":1}}}]", h, &out, &len),
                      DELTA_BAD_EDITS);
     ck_assert_int_eq(apply("abc", "[{\"Span\":{\"start\":{\"offset\":\"0\"},\"end\":{\"offset\":1}},\"NewText\":\"\"}]",
@@ -278,8 +285,9 @@ START_TEST(test_legacy_line_column)
     ck_assert_str_eq(out, "cd\nef\n");
     free(out);
     /* no offset at all is the legacy form too */
-    ck_assert_int_eq(apply("ab\ncd", "[{\"Span\":{\"start\":{\"line\":2,\"column\":1},\"end\":{\"line\":2,\"column\":3}},"
-                                     "\"NewText\":\"Z\"}]",
+    ck_assert_int_eq(apply("ab\ncd",
+                           "[{\"Span\":{\"start\":{\"line\":2,\"column\":1},\"end\":{\"line\":2,\"column\":3}},"
+                           "\"NewText\":\"Z\"}]",
                            hash_of("ab\nZ", h), &out, &len),
                      DELTA_OK);
     ck_assert_str_eq(out, "ab\nZ");

@@ -12,8 +12,8 @@
 /* new: len bytes of text-like data that compresses a few times but not trivially. */
 static unsigned char *make_data(size_t len)
 {
-    static const char *words[] = {"urn", "pulumi", "stack", "aws:s3/bucket:Bucket", "\"id\"", "{", "}", ",", "\n",
-                                  "provider", "0123456789", "outputs", "inputs", "  "};
+    static const char *words[] = {"urn", "pulumi", "stack",    "aws:s3/bucket:Bucket", "\"id\"",  "{",      "}",
+                                  ",",   "\n",     "provider", "0123456789",           "outputs", "inputs", "  "};
     unsigned char *p = malloc(len ? len : 1);
     ck_assert_ptr_nonnull(p);
     uint32_t seed = 2463534242u;

@@ -20,8 +20,8 @@
 #define STACK_RES(extra) "{\"urn\":\"" STACK "\",\"custom\":false,\"type\":\"pulumi:pulumi:Stack\"" extra "}"
 #define PROV_RES "{\"urn\":\"" PROV "\",\"custom\":true,\"id\":\"prov-id\",\"type\":\"pulumi:providers:random\"}"
 #define RES(n, extra)                                                                                                  \
-    "{\"urn\":\"" URN(n) "\",\"custom\":true,\"id\":\"id-" n "\",\"type\":\"random:index:Thing\",\"provider\":\"" PROVREF \
-    "\"" extra "}"
+    "{\"urn\":\"" URN(n) "\",\"custom\":true,\"id\":\"id-" n                                                           \
+                         "\",\"type\":\"random:index:Thing\",\"provider\":\"" PROVREF "\"" extra "}"
 
 /* A journal entry; rest starts with a comma. */
 #define E(kind, seq, op, rest) "{\"version\":1,\"kind\":" #kind ",\"sequenceID\":" #seq ",\"operationID\":" #op rest "}"
@@ -29,9 +29,10 @@
 #define OP(type, res) ",\"operation\":{\"resource\":" res ",\"type\":\"" type "\"}"
 #define STATE(res) ",\"state\":" res
 
-#define SP_JSON "{\"type\":\"service\",\"state\":{\"url\":\"https://api.example\",\"owner\":\"o\",\"project\":\"proj\"}}"
+#define SP_JSON                                                                                                        \
+    "{\"type\":\"service\",\"state\":{\"url\":\"https://api.example\",\"owner\":\"o\",\"project\":\"proj\"}}"
 #define MANIFEST "{\"time\":\"2024-01-01T00:00:00Z\",\"magic\":\"\",\"version\":\"v0.0.1\"}"
-#define DEPLOYMENT(resources) \
+#define DEPLOYMENT(resources)                                                                                          \
     "{\"manifest\":" MANIFEST ",\"secrets_providers\":" SP_JSON ",\"resources\":[" resources "],\"metadata\":{}}"
 
 #define BASE3 DEPLOYMENT(STACK_RES("") "," PROV_RES "," RES("a", ""))
@@ -40,10 +41,32 @@
 /* The worked example of the protocol page: a new stack with a provider and one resource. */
 static const char *worked_example =
     "[" E(6, 1, 0, NULLS ",\"secretsProvider\":" SP_JSON) "," E(0, 2, 1, NULLS OP("creating", STACK_RES(""))) "," E(
-        1, 3, 1, NULLS STATE(STACK_RES(""))) "," E(0, 4, 2, NULLS OP("creating", PROV_RES)) "," E(1, 5, 2,
-                                                                                                 NULLS STATE(PROV_RES)) ","
-        E(0, 6, 3, NULLS OP("creating", RES("r", ""))) "," E(1, 7, 3, NULLS STATE(RES("r", ""))) "," E(
-            4, 8, 4, ",\"removeOld\":null,\"removeNew\":1" STATE(STACK_RES(",\"outputs\":{\"greeting\":\"hi\"}"))) "]";
+        1, 3, 1,
+        NULLS STATE(STACK_RES(
+            ""))) "," E(0, 4, 2,
+                        NULLS OP(
+                            "creating",
+                            PROV_RES)) "," E(1, 5, 2,
+                                             NULLS STATE(
+                                                 PROV_RES)) "," E(0, 6, 3,
+                                                                  NULLS OP(
+                                                                      "creating",
+                                                                      RES("r",
+                                                                          ""))) "," E(1, 7, 3,
+                                                                                      NULLS STATE(RES(
+                                                                                          "r",
+                                                                                          ""))) "," E(4, 8, 4,
+                                                                                                      ",\"removeOld\":"
+                                                                                                      "null,"
+                                                                                                      "\"removeNew\":"
+                                                                                                      "1" STATE(
+                                                                                                          STACK_RES(
+                                                                                                              ",\"outpu"
+                                                                                                              "ts\":{"
+                                                                                                              "\"greeti"
+                                                                                                              "ng\":"
+                                                                                                              "\"hi\""
+                                                                                                              "}"))) "]";
 
 static json_t *load(const char *text)
 {
@@ -109,7 +132,8 @@ static const char *summary(json_t *out, char *buf, size_t len)
     size_t i;
     json_t *r;
     buf[0] = '\0';
-    json_array_foreach(resources(out), i, r) {
+    json_array_foreach(resources(out), i, r)
+    {
         const char *u = json_string_value(json_object_get(r, "urn"));
         const char *name = u ? strrchr(u, ':') + 1 : "?";
         if (i)
@@ -129,7 +153,8 @@ static const char *pending(json_t *out, char *buf, size_t len)
     size_t i;
     json_t *op;
     buf[0] = '\0';
-    json_array_foreach(json_object_get(dep_of(out), "pending_operations"), i, op) {
+    json_array_foreach(json_object_get(dep_of(out), "pending_operations"), i, op)
+    {
         const char *u = json_string_value(json_object_get(json_object_get(op, "resource"), "urn"));
         if (i)
             append(buf, len, " ");
@@ -146,7 +171,8 @@ static const char *keys(json_t *obj, char *buf, size_t len)
     const char *k;
     json_t *v;
     buf[0] = '\0';
-    json_object_foreach(obj, k, v) {
+    json_object_foreach(obj, k, v)
+    {
         if (buf[0])
             append(buf, len, ",");
         append(buf, len, k);
@@ -160,7 +186,8 @@ static const char *features(json_t *out, char *buf, size_t len)
     size_t i;
     json_t *f;
     buf[0] = '\0';
-    json_array_foreach(json_object_get(out, "features"), i, f) {
+    json_array_foreach(json_object_get(out, "features"), i, f)
+    {
         if (i)
             append(buf, len, ",");
         append(buf, len, json_string_value(f));
@@ -247,15 +274,22 @@ START_TEST(test_noop_rerun)
 {
     json_t *first = replay_ok(NULL, worked_example);
     char *base = json_dumps(dep_of(first), JSON_COMPACT);
-    const char *entries =
-        "[" E(6, 1, 0, NULLS ",\"secretsProvider\":" SP_JSON) "," E(0, 2, 1, NULLS) "," E(
-            1, 3, 1, ",\"removeOld\":0,\"removeNew\":null" STATE(STACK_RES(""))) "," E(0, 4, 2, NULLS) ","
-            E(1, 5, 2, ",\"removeOld\":1,\"removeNew\":null" STATE(PROV_RES)) "," E(0, 6, 3, NULLS) "," E(
-                1, 7, 3, ",\"removeOld\":2,\"removeNew\":null" STATE(RES("r", ""))) "," E(4, 8, 4,
-                                                                                         ",\"removeOld\":null,"
-                                                                                         "\"removeNew\":1" STATE(STACK_RES(
-                                                                                             ",\"outputs\":{"
-                                                                                             "\"greeting\":\"hi\"}"))) "]";
+    const char *entries = "[" E(6, 1, 0, NULLS ",\"secretsProvider\":" SP_JSON) "," E(0, 2, 1, NULLS) "," E(
+        1, 3, 1,
+        ",\"removeOld\":0,\"removeNew\":null" STATE(STACK_RES(
+            ""))) "," E(0, 4, 2,
+                        NULLS) "," E(1, 5, 2,
+                                     ",\"removeOld\":1,\"removeNew\":null" STATE(
+                                         PROV_RES)) "," E(0, 6, 3,
+                                                          NULLS) "," E(1, 7, 3,
+                                                                       ",\"removeOld\":2,\"removeNew\":null" STATE(RES(
+                                                                           "r",
+                                                                           ""))) "," E(4, 8, 4,
+                                                                                       ",\"removeOld\":null,"
+                                                                                       "\"removeNew\":1" STATE(
+                                                                                           STACK_RES(",\"outputs\":{"
+                                                                                                     "\"greeting\":"
+                                                                                                     "\"hi\"}"))) "]";
     json_t *out = replay_ok(base, entries);
     ASSERT_RESOURCES(out, "proj-dev default r");
     ck_assert(json_equal(resources(out), resources(first)));
@@ -271,18 +305,22 @@ END_TEST
 START_TEST(test_update_in_place)
 {
     /* only the update: the new state first, then what the base had */
-    json_t *out = replay_ok(BASE3, "[" E(0, 1, 1, OP("updating", RES("a", ""))) "," E(
-                                       1, 2, 1, ",\"removeOld\":2,\"removeNew\":null" STATE(
-                                                    RES("a", ",\"outputs\":{\"v\":2}"))) "]");
+    json_t *out = replay_ok(
+        BASE3, "[" E(0, 1, 1, OP("updating", RES("a", ""))) "," E(
+                   1, 2, 1, ",\"removeOld\":2,\"removeNew\":null" STATE(RES("a", ",\"outputs\":{\"v\":2}"))) "]");
     ASSERT_RESOURCES(out, "a proj-dev default");
     ck_assert_int_eq(int_at(resource(out, 0), "outputs", "v"), 2);
     ck_assert_ptr_null(json_object_get(dep_of(out), "pending_operations"));
     json_decref(out);
     /* with same steps for the others first, the program order is kept */
-    out = replay_ok(BASE3, "[" E(0, 1, 1, "") "," E(1, 2, 1, ",\"removeOld\":0" STATE(STACK_RES(""))) "," E(
-                               0, 3, 2, "") "," E(1, 4, 2, ",\"removeOld\":1" STATE(PROV_RES)) ","
-                               E(0, 5, 3, OP("updating", RES("a", ""))) "," E(
-                                   1, 6, 3, ",\"removeOld\":2" STATE(RES("a", ",\"outputs\":{\"v\":2}"))) "]");
+    out = replay_ok(
+        BASE3,
+        "[" E(0, 1, 1, "") "," E(1, 2, 1, ",\"removeOld\":0" STATE(STACK_RES(""))) "," E(0, 3, 2, "") "," E(
+            1, 4, 2,
+            ",\"removeOld\":1" STATE(
+                PROV_RES)) "," E(0, 5, 3, OP("updating", RES("a", ""))) "," E(1, 6, 3,
+                                                                              ",\"removeOld\":2" STATE(RES(
+                                                                                  "a", ",\"outputs\":{\"v\":2}"))) "]");
     ASSERT_RESOURCES(out, "proj-dev default a");
     ck_assert_int_eq(int_at(resource(out, 2), "outputs", "v"), 2);
     json_decref(out);
@@ -304,8 +342,13 @@ END_TEST
 START_TEST(test_create_replacement_then_delete_replaced)
 {
     const char *head = "[" E(1, 1, 1, ",\"removeOld\":0" STATE(STACK_RES(""))) "," E(
-        1, 2, 2, ",\"removeOld\":1" STATE(PROV_RES)) "," E(0, 3, 3, OP("creating", RES("a", ",\"outputs\":{\"g\":2}"))) ","
-        E(1, 4, 3, ",\"deleteOld\":2" STATE(RES("a", ",\"outputs\":{\"g\":2}")));
+        1, 2, 2,
+        ",\"removeOld\":1" STATE(
+            PROV_RES)) "," E(0, 3, 3,
+                             OP("creating",
+                                RES("a", ",\"outputs\":{\"g\":2}"))) "," E(1, 4, 3,
+                                                                           ",\"deleteOld\":2" STATE(
+                                                                               RES("a", ",\"outputs\":{\"g\":2}")));
     char *text = xasprintf("%s]", head);
     json_t *out = replay_ok(BASE3, text);
     /* the old one stays, marked for deletion, after the new states */
@@ -321,12 +364,14 @@ START_TEST(test_create_replacement_then_delete_replaced)
     json_decref(out);
     free(text);
     /* the same with a resource created earlier in this update (deleteNew, then removeNew) */
-    out = replay_ok(NULL, "[" E(1, 1, 1, STATE(RES("a", ""))) "," E(1, 2, 2, ",\"deleteNew\":1" STATE(RES(
-                              "a", ",\"outputs\":{\"g\":2}"))) "]");
+    out = replay_ok(NULL, "[" E(1, 1, 1, STATE(RES("a", ""))) "," E(
+                              1, 2, 2, ",\"deleteNew\":1" STATE(RES("a", ",\"outputs\":{\"g\":2}"))) "]");
     ASSERT_RESOURCES(out, "a!del a");
     json_decref(out);
-    out = replay_ok(NULL, "[" E(1, 1, 1, STATE(RES("a", ""))) "," E(1, 2, 2, ",\"deleteNew\":1" STATE(RES(
-                              "a", ",\"outputs\":{\"g\":2}"))) "," E(1, 3, 3, ",\"removeNew\":1") "]");
+    out = replay_ok(
+        NULL, "[" E(1, 1, 1, STATE(RES("a", ""))) "," E(
+                  1, 2, 2, ",\"deleteNew\":1" STATE(RES("a", ",\"outputs\":{\"g\":2}"))) "," E(1, 3, 3,
+                                                                                               ",\"removeNew\":1") "]");
     ASSERT_RESOURCES(out, "a");
     ck_assert_int_eq(int_at(resource(out, 0), "outputs", "g"), 2);
     json_decref(out);
@@ -364,8 +409,8 @@ END_TEST
 
 START_TEST(test_lone_begin_is_pending)
 {
-    json_t *out = replay_ok(NULL, "[" E(0, 1, 1, OP("creating", STACK_RES(""))) "," E(1, 2, 1, STATE(STACK_RES(""))) ","
-                                      E(0, 3, 2, OP("creating", RES("a", ""))) "]");
+    json_t *out = replay_ok(NULL, "[" E(0, 1, 1, OP("creating", STACK_RES(""))) "," E(
+                                      1, 2, 1, STATE(STACK_RES(""))) "," E(0, 3, 2, OP("creating", RES("a", ""))) "]");
     ASSERT_RESOURCES(out, "proj-dev");
     ASSERT_PENDING(out, "creating:a");
     char buf[128];
@@ -380,9 +425,10 @@ END_TEST
 
 START_TEST(test_base_pending_creates_are_kept)
 {
-    const char *base = "{\"manifest\":" MANIFEST ",\"resources\":[" STACK_RES("") "],\"pending_operations\":["
-                       "{\"resource\":" RES("x", "") ",\"type\":\"creating\"},"
-                       "{\"resource\":" RES("y", "") ",\"type\":\"updating\"}],\"metadata\":{}}";
+    const char *base = "{\"manifest\":" MANIFEST ",\"resources\":[" STACK_RES(
+        "") "],\"pending_operations\":["
+            "{\"resource\":" RES("x", "") ",\"type\":\"creating\"},"
+                                          "{\"resource\":" RES("y", "") ",\"type\":\"updating\"}],\"metadata\":{}}";
     json_t *out = replay_ok(base, "[" E(0, 1, 1, OP("updating", STACK_RES(""))) "]");
     ASSERT_RESOURCES(out, "proj-dev");
     ASSERT_PENDING(out, "updating:proj-dev creating:x");
@@ -403,18 +449,26 @@ END_TEST
 /* A base for refresh: b depends on a in every way; c depends on d, which comes after it; d's parent is a. */
 #define REFRESH_BASE                                                                                                   \
     DEPLOYMENT(STACK_RES("") "," PROV_RES "," RES("a", "") "," RES(                                                    \
-        "b", ",\"parent\":\"" URN("a") "\",\"dependencies\":[\"" URN("a") "\",\"" STACK "\"],"                         \
-             "\"propertyDependencies\":{\"x\":[\"" URN("a") "\"],\"y\":[\"" STACK "\"],\"z\":[]},"                     \
-             "\"deletedWith\":\"" URN("a") "\",\"replaceWith\":[\"" URN("a") "\",\"" STACK "\"]") ","                  \
-        RES("c", ",\"parent\":\"" URN("d") "\",\"dependencies\":[\"" URN("d") "\"]") "," RES(                          \
-            "d", ",\"parent\":\"" URN("a") "\",\"dependencies\":[\"" URN("b") "\"]"))
+        "b", ",\"parent\":\"" URN("a") "\",\"dependencies\":[\"" URN(                                                  \
+                 "a") "\",\"" STACK "\"],"                                                                             \
+                      "\"propertyDependencies\":{\"x\":[\"" URN(                                                       \
+                          "a") "\"],\"y\":[\"" STACK "\"],\"z\":[]},"                                                  \
+                               "\"deletedWith\":\"" URN("a") "\",\"replaceWith\":[\"" URN(                             \
+                                   "a") "\",\"" STACK                                                                  \
+                                        "\"]") "," RES("c",                                                            \
+                                                       ",\"parent\":\"" URN("d") "\",\"dependencies\":[\"" URN(        \
+                                                           "d") "\"]") "," RES("d",                                    \
+                                                                               ",\"parent\":\"" URN(                   \
+                                                                                   "a") "\",\"dependencies\":["        \
+                                                                                        "\"" URN("b") "\"]"))
 
 START_TEST(test_refresh_deletes_and_rebuilds_dependencies)
 {
-    json_t *out = replay_ok(REFRESH_BASE, "[" E(0, 1, 1, "") "," E(3, 2, 1, ",\"removeOld\":2,\"isRefresh\":true") ","
-                                              E(3, 3, 2, ",\"removeOld\":4" STATE(RES(
-                                                             "c", ",\"parent\":\"" URN("d") "\",\"dependencies\":[\"" URN(
-                                                                      "d") "\"],\"outputs\":{\"fresh\":true}"))) "]");
+    json_t *out = replay_ok(
+        REFRESH_BASE, "[" E(0, 1, 1, "") "," E(3, 2, 1, ",\"removeOld\":2,\"isRefresh\":true") "," E(
+                          3, 3, 2,
+                          ",\"removeOld\":4" STATE(RES("c", ",\"parent\":\"" URN("d") "\",\"dependencies\":[\"" URN(
+                                                                "d") "\"],\"outputs\":{\"fresh\":true}"))) "]");
     ASSERT_RESOURCES(out, "proj-dev default b c d");
     json_t *b = resource(out, 2), *c = resource(out, 3), *d = resource(out, 4);
     char *got = json_dumps(b, JSON_COMPACT);
@@ -456,9 +510,13 @@ END_TEST
 
 START_TEST(test_refresh_success_on_new_resources)
 {
-    json_t *out = replay_ok(NULL, "[" E(1, 1, 1, STATE(RES("a", ""))) "," E(
-                                      3, 2, 2, ",\"removeNew\":1" STATE(RES("a", ",\"outputs\":{\"r\":1}"))) ","
-                                      E(1, 3, 3, STATE(RES("b", ""))) "," E(3, 4, 4, ",\"removeNew\":3") "]");
+    json_t *out = replay_ok(
+        NULL,
+        "[" E(1, 1, 1, STATE(RES("a", ""))) "," E(
+            3, 2, 2,
+            ",\"removeNew\":1" STATE(
+                RES("a", ",\"outputs\":{\"r\":1}"))) "," E(1, 3, 3, STATE(RES("b", ""))) "," E(3, 4, 4,
+                                                                                               ",\"removeNew\":3") "]");
     ASSERT_RESOURCES(out, "a");
     ck_assert_int_eq(int_at(resource(out, 0), "outputs", "r"), 1);
     json_decref(out);
@@ -482,17 +540,31 @@ END_TEST
 
 START_TEST(test_rebuilt_base_state)
 {
-    const char *refresh =
-        E(6, 1, 0, ",\"secretsProvider\":" SP_JSON) "," E(3, 2, 1, ",\"removeOld\":3") "," E(
-            3, 3, 2, ",\"removeOld\":2" STATE(RES("a", ",\"outputs\":{\"refreshed\":true}"))) "," E(
-            0, 4, 3, OP("creating", RES("x", ""))) "," E(0, 5, 4, OP("updating", PROV_RES)) ","
-        E(8, 6, 5, ",\"extensionRef\":\"ext1\",\"extension\":{\"name\":\"e\",\"version\":\"1\",\"value\":\"YQ==\"}") ","
-        E(7, 7, 0, "");
+    const char *refresh = E(6, 1, 0, ",\"secretsProvider\":" SP_JSON) "," E(3, 2, 1, ",\"removeOld\":3") "," E(
+        3, 3, 2,
+        ",\"removeOld\":2" STATE(
+            RES("a",
+                ",\"outputs\":{\"refreshed\":true}"))) "," E(0, 4, 3,
+                                                             OP("creating",
+                                                                RES("x",
+                                                                    ""))) "," E(0, 5, 4,
+                                                                                OP("updating",
+                                                                                   PROV_RES)) "," E(8, 6, 5,
+                                                                                                    ",\"extensionRef\":"
+                                                                                                    "\"ext1\","
+                                                                                                    "\"extension\":{"
+                                                                                                    "\"name\":\"e\","
+                                                                                                    "\"version\":\"1\","
+                                                                                                    "\"value\":\"YQ=="
+                                                                                                    "\"}") "," E(7, 7,
+                                                                                                                 0, "");
     /* indices after RebuiltBaseState point into the rebuilt base: [stack, provider, a] */
-    char *text = xasprintf("[%s," E(1, 8, 6, ",\"removeOld\":0" STATE(STACK_RES(""))) "," E(
-                               1, 9, 7, ",\"removeOld\":1" STATE(PROV_RES)) "," E(1, 10, 8, ",\"removeOld\":2" STATE(RES(
-                               "a", ",\"outputs\":{\"v\":3}"))) "]",
-                           refresh);
+    char *text = xasprintf(
+        "[%s," E(1, 8, 6, ",\"removeOld\":0" STATE(STACK_RES(""))) "," E(
+            1, 9, 7,
+            ",\"removeOld\":1" STATE(PROV_RES)) "," E(1, 10, 8,
+                                                      ",\"removeOld\":2" STATE(RES("a", ",\"outputs\":{\"v\":3}"))) "]",
+        refresh);
     json_t *out = replay_ok(BASE4, text);
     ASSERT_RESOURCES(out, "proj-dev default a");
     ck_assert_int_eq(int_at(resource(out, 2), "outputs", "v"), 3);
@@ -517,8 +589,8 @@ START_TEST(test_rebuilt_base_state)
     replay_fails(NULL, "[" E(1, 1, 1, STATE(RES("a", ""))) "," E(7, 2, 0, "") "," E(1, 3, 2, ",\"removeNew\":1") "]",
                  "removeNew of an operation before RebuiltBaseState");
     /* new resources before the rebuild are part of the new base */
-    out = replay_ok(NULL, "[" E(1, 1, 1, STATE(RES("a", ""))) "," E(7, 2, 0, "") "," E(1, 3, 2, ",\"removeOld\":0") ","
-                              E(1, 4, 3, STATE(RES("b", ""))) "]");
+    out = replay_ok(NULL, "[" E(1, 1, 1, STATE(RES("a", ""))) "," E(7, 2, 0, "") "," E(
+                              1, 3, 2, ",\"removeOld\":0") "," E(1, 4, 3, STATE(RES("b", ""))) "]");
     ASSERT_RESOURCES(out, "b");
     json_decref(out);
 }
@@ -527,11 +599,17 @@ END_TEST
 START_TEST(test_write_replaces_base)
 {
     const char *sp2 = "{\"type\":\"passphrase\",\"state\":{\"salt\":\"v1:abc\"}}";
-    char *text = xasprintf("[" E(5, 1, 0, ",\"newSnapshot\":{\"manifest\":" MANIFEST ",\"secrets_providers\":%s,"
-                                          "\"resources\":[" STACK_RES("") "," PROV_RES "," RES("a", "") "],"
-                                          "\"metadata\":{}}") "," E(1, 2, 1, ",\"removeOld\":1" STATE(PROV_RES)) ","
-                               E(1, 3, 2, ",\"removeOld\":2" STATE(RES("a", ",\"outputs\":{\"g\":2}"))) "]",
-                           sp2);
+    char *text = xasprintf(
+        "[" E(5, 1, 0,
+              ",\"newSnapshot\":{\"manifest\":" MANIFEST ",\"secrets_providers\":%s,"
+              "\"resources\":[" STACK_RES("") "," PROV_RES "," RES(
+                  "a", "") "],"
+                           "\"metadata\":{}}") "," E(1, 2, 1,
+                                                     ",\"removeOld\":1" STATE(
+                                                         PROV_RES)) "," E(1, 3, 2,
+                                                                          ",\"removeOld\":2" STATE(
+                                                                              RES("a", ",\"outputs\":{\"g\":2}"))) "]",
+        sp2);
     json_t *out = replay_ok(DEPLOYMENT(STACK_RES("") "," RES("a", "")), text);
     ASSERT_RESOURCES(out, "default a proj-dev");
     ck_assert_int_eq(int_at(resource(out, 1), "outputs", "g"), 2);
@@ -545,9 +623,10 @@ END_TEST
 START_TEST(test_secrets_manager)
 {
     /* identical type and state (member order aside): the base's provider stays as it was */
-    json_t *out = replay_ok(BASE3, "[" E(6, 1, 0, ",\"secretsProvider\":{\"type\":\"service\",\"state\":{\"project\":"
-                                                  "\"proj\",\"owner\":\"o\",\"url\":\"https://api.example\"},"
-                                                  "\"extra\":true}") "]");
+    json_t *out = replay_ok(BASE3, "[" E(6, 1, 0,
+                                         ",\"secretsProvider\":{\"type\":\"service\",\"state\":{\"project\":"
+                                         "\"proj\",\"owner\":\"o\",\"url\":\"https://api.example\"},"
+                                         "\"extra\":true}") "]");
     json_t *sp = load(SP_JSON);
     ck_assert(json_equal(json_object_get(dep_of(out), "secrets_providers"), sp));
     json_decref(sp);
@@ -580,12 +659,34 @@ START_TEST(test_duplicates_and_order)
 {
     /* the worked example shuffled, with retried copies; the first copy of a sequenceID counts */
     const char *entries =
-        "[" E(4, 8, 4, ",\"removeNew\":1" STATE(STACK_RES(",\"outputs\":{\"greeting\":\"hi\"}"))) "," E(
-            1, 3, 1, STATE(STACK_RES(""))) "," E(6, 1, 0, ",\"secretsProvider\":" SP_JSON) "," E(1, 5, 2, STATE(PROV_RES)) ","
-            E(2, 3, 1, "") "," E(0, 2, 1, OP("creating", STACK_RES(""))) "," E(1, 7, 3, STATE(RES("r", ""))) "," E(
-                1, 5, 2, STATE("{\"urn\":\"" PROV "\",\"custom\":true,\"id\":\"other\",\"type\":\"x\"}")) ","
-            E(0, 4, 2, OP("creating", PROV_RES)) "," E(0, 6, 3, OP("creating", RES("r", ""))) "," E(
-                4, 8, 4, ",\"removeNew\":1" STATE(STACK_RES(",\"outputs\":{\"greeting\":\"bye\"}"))) "]";
+        "[" E(4, 8, 4, ",\"removeNew\":1" STATE(STACK_RES(",\"outputs\":{\"greeting\":\"hi\"}"))) "," E(1, 3, 1, STATE(STACK_RES(""))) "," E(6, 1, 0, ",\"secretsProvider\":" SP_JSON) "," E(
+            1, 5, 2,
+            STATE(
+                PROV_RES)) "," E(2, 3, 1,
+                                 "") "," E(0, 2, 1,
+                                           OP("creating",
+                                              STACK_RES(
+                                                  ""))) "," E(1, 7, 3,
+                                                              STATE(RES(
+                                                                  "r",
+                                                                  ""))) "," E(1, 5, 2,
+                                                                              STATE(
+                                                                                  "{\"urn\":\"" PROV
+                                                                                  "\",\"custom\":true,\"id\":\"other\","
+                                                                                  "\"type\":\"x\"}")) "," E(0, 4, 2,
+                                                                                                            OP("creatin"
+                                                                                                               "g",
+                                                                                                               PROV_RES)) "," E(0,
+                                                                                                                                6,
+                                                                                                                                3,
+                                                                                                                                OP("creating",
+                                                                                                                                   RES("r",
+                                                                                                                                       ""))) "," E(4,
+                                                                                                                                                   8,
+                                                                                                                                                   4,
+                                                                                                                                                   ",\"removeNew\":1" STATE(
+                                                                                                                                                       STACK_RES(
+                                                                                                                                                           ",\"outputs\":{\"greeting\":\"bye\"}"))) "]";
     json_t *out = replay_ok(NULL, entries), *want = replay_ok(NULL, worked_example);
     ASSERT_RESOURCES(out, "proj-dev default r");
     ck_assert(json_equal(resources(out), resources(want)));
@@ -605,24 +706,37 @@ END_TEST
 
 START_TEST(test_alias_normalisation)
 {
-    const char *base = DEPLOYMENT(
-        STACK_RES("") ",{\"urn\":\"" PROV_OLD "\",\"custom\":true,\"id\":\"pid\",\"type\":\"pulumi:providers:random\"},"
-                      "{\"urn\":\"" COMP_OLD "\",\"custom\":false,\"type\":\"my:index:Comp\",\"parent\":\"" STACK "\"},"
-                      "{\"urn\":\"" CHILD_OLD "\",\"custom\":true,\"id\":\"cid\",\"type\":\"random:index:Thing\","
-                      "\"parent\":\"" COMP_OLD "\",\"provider\":\"" PROV_OLD "::pid\"},"
-                      "{\"urn\":\"" URN("u") "\",\"custom\":true,\"id\":\"uid\",\"type\":\"random:index:Thing\","
-                      "\"parent\":\"" STACK "\",\"dependencies\":[\"" COMP_OLD "\",\"" CHILD_OLD "\"],"
-                      "\"propertyDependencies\":{\"in\":[\"" CHILD_OLD "\"],\"other\":[\"" STACK "\"]},"
-                      "\"deletedWith\":\"" CHILD_OLD "\",\"provider\":\"" PROV_OLD "::pid\"}");
-    const char *entries =
-        "[" E(1, 1, 1, ",\"removeOld\":1" STATE("{\"urn\":\"" PROV_NEW "\",\"custom\":true,\"id\":\"pid\","
-                                                "\"type\":\"pulumi:providers:random\",\"aliases\":[\"" PROV_OLD "\"]}")) ","
-            E(1, 2, 2, ",\"removeOld\":2" STATE("{\"urn\":\"" COMP_NEW "\",\"custom\":false,\"type\":\"my:index:Component\","
-                                                "\"parent\":\"" STACK "\",\"aliases\":[\"" COMP_OLD "\",\"" COMP_OLD "\"]}")) ","
-            E(9, 3, 0, ",\"snippets\":[{\"uuid\":\"s1\",\"name\":\"n\",\"type\":\"t\",\"code\":\"c\","
-                       "\"descriptor\":{\"name\":\"random\"},\"references\":{\"x\":\"" COMP_OLD "\",\"y\":\"" STACK "\"}}]") ","
-            E(0, 4, 3, OP("creating", "{\"urn\":\"" URN("q") "\",\"custom\":true,\"type\":\"random:index:Thing\","
-                                      "\"aliases\":[\"" URN("q0") "\"],\"dependencies\":[\"" COMP_OLD "\"]}")) "]";
+    const char *base = DEPLOYMENT(STACK_RES(
+        "") ",{\"urn\":\"" PROV_OLD "\",\"custom\":true,\"id\":\"pid\",\"type\":\"pulumi:providers:random\"},"
+            "{\"urn\":\"" COMP_OLD "\",\"custom\":false,\"type\":\"my:index:Comp\",\"parent\":\"" STACK "\"},"
+            "{\"urn\":\"" CHILD_OLD "\",\"custom\":true,\"id\":\"cid\",\"type\":\"random:index:Thing\","
+            "\"parent\":\"" COMP_OLD "\",\"provider\":\"" PROV_OLD "::pid\"},"
+            "{\"urn\":\"" URN("u") "\",\"custom\":true,\"id\":\"uid\",\"type\":\"random:index:Thing\","
+                                   "\"parent\":\"" STACK "\",\"dependencies\":[\"" COMP_OLD "\",\"" CHILD_OLD "\"],"
+                                   "\"propertyDependencies\":{\"in\":[\"" CHILD_OLD "\"],\"other\":[\"" STACK "\"]},"
+                                   "\"deletedWith\":\"" CHILD_OLD "\",\"provider\":\"" PROV_OLD "::pid\"}");
+    const char *entries = "[" E(
+        1, 1, 1,
+        ",\"removeOld\":1" STATE(
+            "{\"urn\":\"" PROV_NEW "\",\"custom\":true,\"id\":\"pid\","
+            "\"type\":\"pulumi:providers:random\",\"aliases\":[\"" PROV_OLD
+            "\"]}")) "," E(1, 2, 2,
+                           ",\"removeOld\":2" STATE(
+                               "{\"urn\":\"" COMP_NEW "\",\"custom\":false,\"type\":\"my:index:Component\","
+                               "\"parent\":\"" STACK "\",\"aliases\":[\"" COMP_OLD "\",\"" COMP_OLD
+                               "\"]}")) "," E(9, 3, 0,
+                                              ",\"snippets\":[{\"uuid\":\"s1\",\"name\":\"n\",\"type\":\"t\",\"code\":"
+                                              "\"c\","
+                                              "\"descriptor\":{\"name\":\"random\"},\"references\":{\"x\":\"" COMP_OLD
+                                              "\",\"y\":\"" STACK
+                                              "\"}}]") "," E(0, 4, 3,
+                                                             OP("creating",
+                                                                "{\"urn\":\"" URN(
+                                                                    "q") "\",\"custom\":true,\"type\":\"random:index:"
+                                                                         "Thing\","
+                                                                         "\"aliases\":[\"" URN(
+                                                                             "q0") "\"],\"dependencies\":[\"" COMP_OLD
+                                                                                   "\"]}")) "]";
     json_t *b = load(base), *e = load(entries);
     char err[256] = "";
     json_t *out = journal_replay(b, e, VERSION, 0, NULL, err, sizeof(err));
@@ -654,8 +768,8 @@ START_TEST(test_alias_normalisation)
     ck_assert_uint_eq(json_array_size(json_object_get(op, "aliases")), 1);
     ck_assert_str_eq(json_string_value(json_array_get(json_object_get(op, "dependencies"), 0)), COMP_OLD);
     /* the inputs were not changed */
-    json_t *in_refs = json_object_get(
-        json_array_get(json_object_get(json_array_get(e, 2), "snippets"), 0), "references");
+    json_t *in_refs =
+        json_object_get(json_array_get(json_object_get(json_array_get(e, 2), "snippets"), 0), "references");
     ck_assert_str_eq(str_at(in_refs, "x"), COMP_OLD);
     json_t *in_child = json_array_get(json_object_get(b, "resources"), 3);
     ck_assert_str_eq(str_at(in_child, "urn"), CHILD_OLD);
@@ -670,10 +784,11 @@ START_TEST(test_alias_of_stack_parent)
 {
     /* a child of a renamed stack keeps its URN; only the parent reference moves */
     const char *old_stack = "urn:pulumi:old::proj::pulumi:pulumi:Stack::proj-old";
-    char *text = xasprintf(
-        "[" E(1, 1, 1, STATE("{\"urn\":\"" STACK "\",\"custom\":false,\"type\":\"pulumi:pulumi:Stack\","
-                             "\"aliases\":[\"%s\"]}")) "," E(1, 2, 2, STATE(RES("x", ",\"parent\":\"%s\""))) "]",
-        old_stack, old_stack);
+    char *text =
+        xasprintf("[" E(1, 1, 1,
+                        STATE("{\"urn\":\"" STACK "\",\"custom\":false,\"type\":\"pulumi:pulumi:Stack\","
+                              "\"aliases\":[\"%s\"]}")) "," E(1, 2, 2, STATE(RES("x", ",\"parent\":\"%s\""))) "]",
+                  old_stack, old_stack);
     json_t *out = replay_ok(NULL, text);
     ck_assert_str_eq(str_at(resource(out, 1), "urn"), URN("x"));
     ck_assert_str_eq(str_at(resource(out, 1), "parent"), STACK);
@@ -685,8 +800,9 @@ END_TEST
 START_TEST(test_alias_clash)
 {
     char err[256];
-    json_t *out = replay(NULL, "[" E(1, 1, 1, STATE(RES("a", ",\"aliases\":[\"" URN("old") "\"]"))) "," E(
-                                   1, 2, 2, STATE(RES("b", ",\"aliases\":[\"" URN("old") "\"]"))) "]",
+    json_t *out = replay(NULL,
+                         "[" E(1, 1, 1, STATE(RES("a", ",\"aliases\":[\"" URN("old") "\"]"))) "," E(
+                             1, 2, 2, STATE(RES("b", ",\"aliases\":[\"" URN("old") "\"]"))) "]",
                          err);
     ck_assert_ptr_null(out);
     ck_assert_msg(strstr(err, "same alias") != NULL, "err: %s", err);
@@ -702,24 +818,34 @@ START_TEST(test_features_and_version)
 {
     char buf[256];
     json_t *out = replay_ok(
-        NULL, "[" E(1, 1, 1, STATE(RES("a", ",\"refreshBeforeUpdate\":true,\"taint\":true"))) "," E(
-                  1, 2, 2, STATE(RES("b", ",\"viewOf\":\"" URN("a") "\",\"resourceHooks\":{\"before\":[\"h\"]}"))) ","
-              E(1, 3, 3, ",\"requiresByteString\":true" STATE(RES(
-                             "c", ",\"replaceWith\":[\"" URN("a") "\"],\"extensionRef\":\"r1\",\"snippetID\":\"s1\""))) "]");
+        NULL,
+        "[" E(1, 1, 1, STATE(RES("a", ",\"refreshBeforeUpdate\":true,\"taint\":true"))) "," E(
+            1, 2, 2,
+            STATE(RES(
+                "b",
+                ",\"viewOf\":\"" URN(
+                    "a") "\",\"resourceHooks\":{\"before\":[\"h\"]}"))) "," E(1, 3, 3,
+                                                                              ",\"requiresByteString\":true" STATE(RES(
+                                                                                  "c", ",\"replaceWith\":[\"" URN(
+                                                                                           "a") "\"],\"extensionRef\":"
+                                                                                                "\"r1\",\"snippetID\":"
+                                                                                                "\"s1\""))) "]");
     ck_assert_int_eq(json_integer_value(json_object_get(out, "version")), 4);
     ck_assert_str_eq(keys(out, buf, sizeof(buf)), "version,features,deployment");
     ck_assert_str_eq(features(out, buf, sizeof(buf)), "byteString,extensionParameterization,hooks,refreshBeforeUpdate,"
                                                       "replaceWith,snippets-prototype,taint,views");
     json_decref(out);
     /* empty or false values declare nothing */
-    out = replay_ok(NULL, "[" E(1, 1, 1, STATE(RES("a", ",\"refreshBeforeUpdate\":false,\"viewOf\":\"\","
-                                                        "\"resourceHooks\":{},\"replaceWith\":[],\"taint\":false"))) "]");
+    out = replay_ok(NULL, "[" E(1, 1, 1,
+                                STATE(RES("a", ",\"refreshBeforeUpdate\":false,\"viewOf\":\"\","
+                                               "\"resourceHooks\":{},\"replaceWith\":[],\"taint\":false"))) "]");
     ck_assert_int_eq(json_integer_value(json_object_get(out, "version")), 3);
     ck_assert_ptr_null(json_object_get(out, "features"));
     json_decref(out);
     /* a pending operation's resource counts; a removed resource does not */
-    out = replay_ok(NULL, "[" E(0, 1, 1, OP("creating", RES("a", ",\"taint\":true"))) "," E(
-                              1, 2, 2, STATE(RES("b", ",\"refreshBeforeUpdate\":true"))) "," E(1, 3, 3, ",\"removeNew\":2") "]");
+    out = replay_ok(
+        NULL, "[" E(0, 1, 1, OP("creating", RES("a", ",\"taint\":true"))) "," E(
+                  1, 2, 2, STATE(RES("b", ",\"refreshBeforeUpdate\":true"))) "," E(1, 3, 3, ",\"removeNew\":2") "]");
     ck_assert_str_eq(features(out, buf, sizeof(buf)), "taint");
     json_decref(out);
     /* byteString is only declared along with some resource (Go applies it per resource) */
@@ -737,10 +863,14 @@ START_TEST(test_snippets_and_extensions)
     const char *base = "{\"manifest\":" MANIFEST ",\"metadata\":{\"integrity_error\":{\"error\":\"x\"}},"
                        "\"snippets\":[{\"uuid\":\"s0\"}],"
                        "\"extensions\":{\"r1\":{\"name\":\"base\",\"version\":\"1\",\"value\":\"YQ==\"}}}";
-    json_t *out = replay_ok(base, "[" E(8, 1, 1, ",\"extensionRef\":\"r1\",\"extension\":{\"name\":\"mine\","
-                                                 "\"version\":\"2\",\"value\":\"Yg==\"}") ","
-                                      E(8, 2, 2, ",\"extensionRef\":\"r2\",\"extension\":{\"name\":\"mine2\","
-                                                 "\"version\":\"2\",\"value\":\"Yg==\"}") "]");
+    json_t *out = replay_ok(
+        base,
+        "[" E(
+            8, 1, 1,
+            ",\"extensionRef\":\"r1\",\"extension\":{\"name\":\"mine\","
+            "\"version\":\"2\",\"value\":\"Yg==\"}") "," E(8, 2, 2,
+                                                           ",\"extensionRef\":\"r2\",\"extension\":{\"name\":\"mine2\","
+                                                           "\"version\":\"2\",\"value\":\"Yg==\"}") "]");
     json_t *dep = dep_of(out), *ext = json_object_get(dep, "extensions");
     char buf[256];
     ck_assert_str_eq(keys(dep, buf, sizeof(buf)), "manifest,metadata,snippets,extensions");
@@ -761,9 +891,11 @@ END_TEST
 START_TEST(test_full_key_order)
 {
     char buf[256];
-    json_t *out = replay_ok(BASE3, "[" E(0, 1, 1, OP("creating", RES("x", ""))) "," E(9, 2, 0, ",\"snippets\":[{\"uuid\":"
-                                                                                               "\"s\"}]") ","
-                                       E(8, 3, 2, ",\"extensionRef\":\"r\",\"extension\":{\"name\":\"n\"}") "]");
+    json_t *out =
+        replay_ok(BASE3, "[" E(0, 1, 1, OP("creating", RES("x", ""))) "," E(
+                             9, 2, 0,
+                             ",\"snippets\":[{\"uuid\":"
+                             "\"s\"}]") "," E(8, 3, 2, ",\"extensionRef\":\"r\",\"extension\":{\"name\":\"n\"}") "]");
     ck_assert_str_eq(keys(dep_of(out), buf, sizeof(buf)),
                      "manifest,secrets_providers,resources,pending_operations,metadata,snippets,extensions");
     json_decref(out);
@@ -829,15 +961,15 @@ START_TEST(test_large_journal_is_fast)
         json_array_append(base_res, res);
         json_t *next = json_deep_copy(res);
         json_object_set_new(json_object_get(next, "inputs"), "n", json_integer(i + 1));
-        json_array_append_new(entries, json_pack("{s:i,s:I,s:i,s:{s:O,s:s}}", "kind", 0, "sequenceID", seq++,
-                                                 "operationID", i + 1, "operation", "resource", next, "type",
-                                                 "updating"));
+        json_array_append_new(entries,
+                              json_pack("{s:i,s:I,s:i,s:{s:O,s:s}}", "kind", 0, "sequenceID", seq++, "operationID",
+                                        i + 1, "operation", "resource", next, "type", "updating"));
         json_array_append_new(entries, json_pack("{s:i,s:I,s:i,s:i,s:n,s:O}", "kind", 1, "sequenceID", seq++,
                                                  "operationID", i + 1, "removeOld", i, "removeNew", "state", next));
         if (i % 3 == 0)
-            json_array_append_new(entries, json_pack("{s:i,s:I,s:i,s:n,s:i,s:O}", "kind", 4, "sequenceID", seq++,
-                                                     "operationID", N + i + 1, "removeOld", "removeNew", i + 1,
-                                                     "state", next));
+            json_array_append_new(entries,
+                                  json_pack("{s:i,s:I,s:i,s:n,s:i,s:O}", "kind", 4, "sequenceID", seq++, "operationID",
+                                            N + i + 1, "removeOld", "removeNew", i + 1, "state", next));
         json_decref(next);
         json_decref(res);
     }
@@ -900,9 +1032,14 @@ START_TEST(test_lenient_replay)
 {
     /* What cannot be applied is skipped; everything the journal recorded before and after stays. */
     json_t *b = load(BASE3);
-    json_t *e = load("[" E(0, 1, 5, NULLS OP("creating", RES("x", ""))) "," E(1, 2, 5, NULLS STATE(RES("x", ""))) ","
-                     E(1, 3, 6, ",\"removeOld\":9" STATE(RES("y", ""))) "," E(1, 4, 7, ",\"removeNew\":77") ","
-                     E(0, 5, 8, NULLS OP("creating", RES("z", ""))) "," E(1, 6, 8, NULLS STATE(RES("z", ""))) "]");
+    json_t *e = load("[" E(0, 1, 5, NULLS OP("creating", RES("x", ""))) "," E(1, 2, 5, NULLS STATE(RES("x", ""))) "," E(
+        1, 3, 6,
+        ",\"removeOld\":9" STATE(RES(
+            "y", ""))) "," E(1, 4, 7,
+                             ",\"removeNew\":77") "," E(0, 5, 8,
+                                                        NULLS OP("creating",
+                                                                 RES("z", ""))) "," E(1, 6, 8,
+                                                                                      NULLS STATE(RES("z", ""))) "]");
     char err[256] = "";
     size_t skipped = 0;
     ck_assert_ptr_null(journal_replay(b, e, VERSION, 0, NULL, err, sizeof(err)));
@@ -914,8 +1051,8 @@ START_TEST(test_lenient_replay)
     ck_assert_int_eq(json_array_size(resources(out)), 6);
     json_decref(out);
     /* Two resources with one alias: kept as they are, aliases and all. */
-    json_t *e2 = load("[" E(1, 1, 1, NULLS STATE(RES("p", ",\"aliases\":[\"" URN("same") "\"]"))) ","
-                      E(1, 2, 2, NULLS STATE(RES("q", ",\"aliases\":[\"" URN("same") "\"]"))) "]");
+    json_t *e2 = load("[" E(1, 1, 1, NULLS STATE(RES("p", ",\"aliases\":[\"" URN("same") "\"]"))) "," E(
+        1, 2, 2, NULLS STATE(RES("q", ",\"aliases\":[\"" URN("same") "\"]"))) "]");
     ck_assert_ptr_null(journal_replay(b, e2, VERSION, 0, NULL, err, sizeof(err)));
     out = journal_replay(b, e2, VERSION, JOURNAL_LENIENT, &skipped, err, sizeof(err));
     ck_assert_ptr_nonnull(out);

@@ -112,15 +112,14 @@ START_TEST(test_copy_checked_outcomes)
     /* The check refuses (division by zero): nothing stored. */
     ck_assert_int_eq(db_copy_checked(db, "SELECT 1 / $1::int", 1, no, "COPY t FROM STDIN (FORMAT binary)", &s),
                      DB_REFUSED);
-    ck_assert_int_eq(db_copy_checked(db, "SELECT 1 / $1::int", 1, yes, "COPY t FROM STDIN (FORMAT binary)", &s),
-                     DB_OK);
+    ck_assert_int_eq(db_copy_checked(db, "SELECT 1 / $1::int", 1, yes, "COPY t FROM STDIN (FORMAT binary)", &s), DB_OK);
     ck_assert_int_eq(db_copy_checked(db, "SELECT 1 / $1::int", 1, yes, "COPY t FROM STDIN (FORMAT binary)", &s),
                      DB_DUPLICATE);
     /* A value with a quote in it travels as a literal, not as SQL. */
     DbParam quoted[] = {DB_TEXT("x'; DROP TABLE t; --")};
-    ck_assert_int_eq(db_copy_checked(db, "SELECT 1 / (length($1) > 0)::int", 1, quoted,
-                                     "COPY t FROM STDIN (FORMAT binary)", &s),
-                     DB_DUPLICATE);
+    ck_assert_int_eq(
+        db_copy_checked(db, "SELECT 1 / (length($1) > 0)::int", 1, quoted, "COPY t FROM STDIN (FORMAT binary)", &s),
+        DB_DUPLICATE);
     PGresult *r = db_exec(db, "SELECT count(*) FROM t", 0, NULL, false);
     ck_assert_str_eq(PQgetvalue(r, 0, 0), "1");
     PQclear(r);

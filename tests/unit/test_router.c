@@ -4,20 +4,10 @@
 #include <string.h>
 
 #include "router.h"
+#include "test_routes.h"
 #include "unit.h"
 
-static void h(struct Ctx *c)
-{
-    (void)c;
-}
-
-static const Route table[] = {
-    {"GET", "/api/user", AUTH_USER, ROLE_READ, 0, NULL, h},
-    {"GET", "/api/stacks/:o/:p/:s/updates/latest", AUTH_USER, ROLE_READ, 0, NULL, h},
-    {"POST", "/api/stacks/:o/:p/:s/update|preview", AUTH_USER, ROLE_READ, 0, NULL, h},
-    {"GET", "/api/stacks/:o/:p/:s/update|updates/:u", AUTH_USER, ROLE_READ, 0, NULL, h},
-    {NULL, NULL, AUTH_NONE, ROLE_READ, 0, NULL, NULL},
-};
+#define table test_routes
 
 static RouteMatch match(const char *method, const char *path, const Route **r, char **caps, int *n, char ***segs,
                         int *nsegs)

@@ -80,8 +80,7 @@ START_TEST(test_state)
     free(got);
 
     /* Missing secrets state members are added; an unchanged document comes back byte for byte. */
-    got = renamed("{\"version\":3,\"deployment\":{\"secrets_providers\":{\"type\":\"service\",\"state\":{}}}}",
-                  URN_OK);
+    got = renamed("{\"version\":3,\"deployment\":{\"secrets_providers\":{\"type\":\"service\",\"state\":{}}}}", URN_OK);
     ck_assert_str_eq(got, "{\"version\":3,\"deployment\":{\"secrets_providers\":{\"type\":\"service\",\"state\":"
                           "{\"owner\":\"o2\",\"project\":\"proj\",\"stack\":\"prod\"}}}}");
     free(got);
