@@ -53,4 +53,13 @@ void api_batch_encrypt(Ctx *c);
 void api_batch_decrypt(Ctx *c);
 void api_log_decryption(Ctx *c);
 
+/* api-deployments.c */
+void api_deploy_create(Ctx *c);
+void api_deploy_list(Ctx *c);
+void api_deploy_get(Ctx *c);
+void api_deploy_get_version(Ctx *c);
+void api_deploy_logs(Ctx *c);
+void api_deploy_updates(Ctx *c);
+void api_deploy_cancel(Ctx *c);
+
 #endif

@@ -200,6 +200,7 @@ static void ctx_free(Ctx *c)
     free(c->query);
     free(c->auth);
     free(c->user_agent);
+    free(c->initiator);
     free(c->client_addr);
     free(c->body);
     json_decref(c->json);
@@ -231,6 +232,8 @@ static void serve(Worker *w, FCGX_Request *r)
     c.auth = a ? xstrdup(a) : NULL;
     const char *ua = param(r, "HTTP_USER_AGENT");
     c.user_agent = ua ? xstrndup(ua, strnlen(ua, 300)) : NULL;
+    const char *di = param(r, "HTTP_X_PULUMI_DEPLOYMENT_INITIATOR");
+    c.initiator = di ? xstrndup(di, strnlen(di, 40)) : NULL;
     const char *ae = param(r, "HTTP_ACCEPT_ENCODING");
     c.accepts_gzip = ae && strstr(ae, "gzip");
     c.client_addr = client_address(w->cfg, r);

@@ -38,6 +38,7 @@ typedef struct Ctx {
     char *query;      /* raw query string, or "" */
     char *auth;       /* Authorization header, or NULL */
     char *user_agent; /* User-Agent header, or NULL */
+    char *initiator;  /* X-Pulumi-Deployment-Initiator header, or NULL */
     bool accepts_gzip;
     char *client_addr;
     char request_id[33];

@@ -36,6 +36,19 @@ const Route api_routes[] = {
     {"POST", STACK "/decrypt/log-batch-decryption", AUTH_USER, ROLE_WRITE, ROUTE_STACK | ROUTE_AUDIT,
      "secrets.log-batch-decryption", api_log_decryption},
 
+    /* Server-side deployments (run by pulumi-state-agent). */
+    {"POST", STACK "/deployments", AUTH_USER, ROLE_WRITE, ROUTE_STACK | ROUTE_AUDIT, "deployment.create",
+     api_deploy_create},
+    {"GET", STACK "/deployments", AUTH_USER, ROLE_READ, ROUTE_STACK, NULL, api_deploy_list},
+    {"GET", STACK "/deployments/version/:version", AUTH_USER, ROLE_READ, ROUTE_STACK, NULL, api_deploy_get_version},
+    {"GET", STACK "/deployments/:id", AUTH_USER, ROLE_READ, ROUTE_STACK, NULL, api_deploy_get},
+    {"GET", STACK "/deployments/:id/logs", AUTH_USER, ROLE_READ, ROUTE_STACK, NULL, api_deploy_logs},
+    {"GET", STACK "/deployments/:id/updates", AUTH_USER, ROLE_READ, ROUTE_STACK, NULL, api_deploy_updates},
+    {"POST", STACK "/deployments/:id/cancel", AUTH_USER, ROLE_WRITE, ROUTE_STACK | ROUTE_AUDIT, "deployment.cancel",
+     api_deploy_cancel},
+    {"DELETE", STACK "/deployments/:id/cancel", AUTH_USER, ROLE_WRITE, ROUTE_STACK | ROUTE_AUDIT, "deployment.cancel",
+     api_deploy_cancel},
+
     /* The update lifecycle. */
     {"POST", STACK "/update|preview|refresh|destroy", AUTH_USER, ROLE_WRITE, ROUTE_STACK, NULL, api_create_update},
     {"POST", UPD, AUTH_USER, ROLE_WRITE, ROUTE_STACK | ROUTE_AUDIT, "update.start", api_start_update},

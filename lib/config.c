@@ -57,6 +57,23 @@ static const ConfigEntry entries[] = {
     {"log_level", "PULUMI_STATE_LOG_LEVEL", CF_STR, "info", OFF(log_level), "debug, info, warn or error"},
     {"trusted_proxies", "PULUMI_STATE_TRUSTED_PROXIES", CF_STR, "", OFF(trusted_proxies),
      "comma-separated proxy addresses whose X-Forwarded-For is believed"},
+    {"public_url", "PULUMI_STATE_PUBLIC_URL", CF_STR, "", OFF(public_url),
+     "the URL clients log in to (consoleUrl of deployments; the deploy agent's PULUMI_BACKEND_URL)"},
+    {"deploy_allow_file_urls", "PULUMI_STATE_DEPLOY_ALLOW_FILE_URLS", CF_BOOL, "false", OFF(deploy_allow_file_urls),
+     "accept file:// repositories for deployments (tests, local runs); https:// and ssh:// always"},
+    {"agent_jobs", "PULUMI_STATE_AGENT_JOBS", CF_INT, "2", OFF(agent_jobs), "deployments one agent runs at once"},
+    {"agent_heartbeat", "PULUMI_STATE_AGENT_HEARTBEAT", CF_INT, "5", OFF(agent_heartbeat),
+     "seconds between an agent's heartbeats"},
+    {"agent_dead_after", "PULUMI_STATE_AGENT_DEAD_AFTER", CF_INT, "30", OFF(agent_dead_after),
+     "seconds without a heartbeat after which a running deployment is failed by another agent"},
+    {"agent_timeout", "PULUMI_STATE_AGENT_TIMEOUT", CF_INT, "7200", OFF(agent_timeout),
+     "wall-clock limit of one deployment, seconds"},
+    {"agent_log_cap", "PULUMI_STATE_AGENT_LOG_CAP", CF_INT, "100000", OFF(agent_log_cap),
+     "log lines kept per deployment (then one truncation line)"},
+    {"agent_workdir", "PULUMI_STATE_AGENT_WORKDIR", CF_STR, "/tmp", OFF(agent_workdir),
+     "where each deployment's fresh temporary directory is made"},
+    {"agent_pass_env", "PULUMI_STATE_AGENT_PASS_ENV", CF_STR, "PATH LANG TZ", OFF(agent_pass_env),
+     "variables of the agent's environment passed on to deployments (space-separated names)"},
 };
 
 static const ConfigEntry *find_entry(const char *name)

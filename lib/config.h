@@ -25,6 +25,15 @@ typedef struct Config {
     long long checkpoint_cutoff_bytes; /* issue 3: delta capability; 0 = not advertised */
     char *log_level;
     char *trusted_proxies; /* comma-separated addresses allowed to set X-Forwarded-For */
+    char *public_url;      /* what clients log in to */
+    bool deploy_allow_file_urls;
+    int agent_jobs;
+    int agent_heartbeat;
+    int agent_dead_after;
+    int agent_timeout;
+    int agent_log_cap;
+    char *agent_workdir;
+    char *agent_pass_env;
 } Config;
 
 /* Fill cfg with defaults, then the file at path (NULL: $PULUMI_STATE_CONFIG if set), then the

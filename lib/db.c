@@ -181,6 +181,12 @@ PGresult *db_exec_hot(Db *db, const char *sql, int nparams, const DbParam *param
     return exec_timed(db, true, sql, nparams, params, binary_result, NULL);
 }
 
+PGresult *db_exec_outcome(Db *db, const char *sql, int nparams, const DbParam *params, bool binary_result,
+                          DbOutcome *outcome)
+{
+    return exec_timed(db, false, sql, nparams, params, binary_result, outcome);
+}
+
 DbOutcome db_run_outcome(Db *db, const char *sql, int nparams, const DbParam *params)
 {
     DbOutcome o;

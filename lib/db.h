@@ -65,6 +65,9 @@ typedef enum { DB_OK, DB_ERROR, DB_DUPLICATE, DB_REFUSED } DbOutcome;
 DbOutcome db_run_outcome(Db *db, const char *sql, int nparams, const DbParam *params) DB_WUR;
 /* db_run_outcome for a hot-path statement (see db_exec_hot). */
 DbOutcome db_run_hot_outcome(Db *db, const char *sql, int nparams, const DbParam *params) DB_WUR;
+/* db_exec that also says how it ended (for callers that tell a unique violation from an error). */
+PGresult *db_exec_outcome(Db *db, const char *sql, int nparams, const DbParam *params, bool binary_result,
+                          DbOutcome *outcome);
 /* Run a script of several statements (no parameters: migrations), as one simple query. */
 bool db_run_script(Db *db, const char *sql) DB_WUR;
 

@@ -1,0 +1,108 @@
+/* api-deployments.c - server-side deployments: queue, list, read, logs, linked updates, cancel. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "deploy.h"
+
+static void render_buf(Ctx *c, bool ok, Buf *out, const ApiError *e, int status)
+{
+    if (ok)
+        reply_bytes(c, status, out->data, out->len, false);
+    else
+        reply_api_error(c, e);
+    buf_free(out);
+}
+
+void api_deploy_create(Ctx *c)
+{
+    json_t *body = ctx_json(c);
+    if (!body)
+        return;
+    StackRef ref = ctx_stack(c);
+    Buf out;
+    buf_init(&out);
+    ApiError e;
+    const char *initiator = c->initiator && *c->initiator ? c->initiator : "api";
+    bool ok = deploy_create(c->db, c->cfg, c->w->master_key, &ref, body, c->actor, initiator, &c->audit, &out, &e);
+    render_buf(c, ok, &out, &e, 202);
+}
+
+static bool query_long(Ctx *c, const char *name, long def, long min, long max, long *out)
+{
+    char *v = ctx_query(c, name);
+    long long n = def;
+    bool ok = !v || parse_int64(v, -1, min, max, &n);
+    free(v);
+    if (!ok)
+        reply_error(c, 400, "Bad Request: %s must be an integer between %ld and %ld", name, min, max);
+    *out = (long)n;
+    return ok;
+}
+
+void api_deploy_list(Ctx *c)
+{
+    long page, size;
+    if (!query_long(c, "page", 1, 1, 1000000, &page) || !query_long(c, "pageSize", 10, 1, 100, &size))
+        return;
+    StackRef ref = ctx_stack(c);
+    Buf out;
+    buf_init(&out);
+    ApiError e;
+    render_buf(c, deploy_list(c->db, c->cfg, &ref, page, size, &out, &e), &out, &e, 200);
+}
+
+void api_deploy_get(Ctx *c)
+{
+    StackRef ref = ctx_stack(c);
+    Buf out;
+    buf_init(&out);
+    ApiError e;
+    render_buf(c, deploy_get(c->db, c->cfg, &ref, c->captures[3], 0, &out, &e), &out, &e, 200);
+}
+
+void api_deploy_get_version(Ctx *c)
+{
+    long long v = 0;
+    if (!parse_int64(c->captures[3], -1, 1, 1000000000, &v)) {
+        reply_error(c, 400, "Bad Request: the version must be a positive integer");
+        return;
+    }
+    StackRef ref = ctx_stack(c);
+    Buf out;
+    buf_init(&out);
+    ApiError e;
+    render_buf(c, deploy_get(c->db, c->cfg, &ref, NULL, v, &out, &e), &out, &e, 200);
+}
+
+void api_deploy_logs(Ctx *c)
+{
+    char *token = ctx_query(c, "continuationToken");
+    StackRef ref = ctx_stack(c);
+    Buf out;
+    buf_init(&out);
+    ApiError e;
+    render_buf(c, deploy_logs(c->db, &ref, c->captures[3], token, &out, &e), &out, &e, 200);
+    free(token);
+}
+
+void api_deploy_updates(Ctx *c)
+{
+    StackRef ref = ctx_stack(c);
+    Buf out;
+    buf_init(&out);
+    ApiError e;
+    render_buf(c, deploy_updates(c->db, &ref, c->captures[3], &out, &e), &out, &e, 200);
+}
+
+void api_deploy_cancel(Ctx *c)
+{
+    StackRef ref = ctx_stack(c);
+    ApiError e;
+    if (!deploy_cancel(c->db, &ref, c->captures[3], &c->audit, &e))
+        reply_api_error(c, &e);
+    else if (!strcmp(c->method, "DELETE"))
+        reply_bytes(c, 204, "", 0, false);
+    else
+        reply_ok(c);
+}
