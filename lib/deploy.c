@@ -378,12 +378,14 @@ bool deploy_updates(Db *db, const StackRef *ref, const char *id, Buf *out, ApiEr
     DbParam p[] = {DB_TEXT(PQgetvalue(d, 0, 0))};
     PQclear(d);
     /* The updates its CLI ran: those created with the token minted for it. */
-    PGresult *r = db_exec(db,
-                          "SELECT u.id, coalesce(u.result_version, coalesce(u.base_version, s.version) + 1), "
-                          "s.version FROM extension_pulumi_state_deployments d JOIN extension_pulumi_state_updates u "
-                          "ON u.stack_id = d.stack_id AND u.created_by = d.token_name JOIN "
-                          "extension_pulumi_state_stacks s ON s.id = d.stack_id WHERE d.id = $1 ORDER BY u.created_at",
-                          1, p, false);
+    PGresult *r =
+        db_exec(db,
+                "SELECT u.id, coalesce(u.result_version, coalesce(u.base_version, s.version) + 1), "
+                "s.version FROM extension_pulumi_state_deployments d JOIN extension_pulumi_state_updates u "
+                "ON u.stack_id = d.stack_id AND u.created_by = d.token_name AND (NOT u.dry_run OR d.operation = "
+                "'preview') JOIN "
+                "extension_pulumi_state_stacks s ON s.id = d.stack_id WHERE d.id = $1 ORDER BY u.created_at",
+                1, p, false);
     if (!r)
         return api_internal(e);
     json_t *list = json_array();
@@ -479,10 +481,8 @@ int deploy_claim(Db *db, const unsigned char *master, const unsigned char *old_m
     json_t *pre = json_object_get(src, "preRunCommands");
     job->pre_run = json_is_array(pre) ? json_incref(pre) : json_array();
     json_decref(src);
-    DbParam q[] = {DB_TEXT(job->id)};
     r = db_exec(db, "SELECT s.org, s.project, s.name FROM extension_pulumi_state_stacks s WHERE s.id = $1", 1,
                 (DbParam[]){DB_TEXT(job->stack_id)}, false);
-    (void)q;
     bool ok = r && PQntuples(r) == 1;
     if (ok) {
         job->org = xstrdup(PQgetvalue(r, 0, 0));
@@ -539,10 +539,6 @@ bool deploy_log_append(Db *db, const char *id, long long first_line, int n, cons
 {
     if (n <= 0)
         return true;
-    Buf nums, heads, texts;
-    buf_init(&nums);
-    buf_init(&heads);
-    buf_init(&texts);
     /* Text arrays in PostgreSQL's array syntax would need quoting: send JSON arrays instead. */
     json_t *h = json_array(), *t = json_array();
     for (int i = 0; i < n; i++) {
@@ -565,9 +561,6 @@ bool deploy_log_append(Db *db, const char *id, long long first_line, int n, cons
               db_notify(db, DEPLOY_CHANNEL_LOG, id);
     free(hj);
     free(tj);
-    buf_free(&nums);
-    buf_free(&heads);
-    buf_free(&texts);
     return ok;
 }
 
@@ -609,7 +602,7 @@ bool deploy_link_update(Db *db, const char *id)
     return db_run(db,
                   "UPDATE extension_pulumi_state_deployments d SET update_id = (SELECT u.id FROM "
                   "extension_pulumi_state_updates u WHERE u.stack_id = d.stack_id AND u.created_by = d.token_name "
-                  "ORDER BY u.created_at DESC LIMIT 1) WHERE d.id = $1",
+                  "AND (NOT u.dry_run OR d.operation = 'preview') ORDER BY u.created_at DESC LIMIT 1) WHERE d.id = $1",
                   1, p);
 }
 

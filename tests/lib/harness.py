@@ -137,6 +137,7 @@ class Server:
             "PULUMI_STATE_MASTER_KEY": self.master_key,
             "PULUMI_STATE_THREADS": str(self.threads),
             "PULUMI_STATE_BASE_PATH": self.base_path,
+            "PULUMI_STATE_PUBLIC_URL": self.url,
             "ASAN_OPTIONS": "log_path=%s/asan:detect_leaks=1:abort_on_error=0" % self.asan_dir,
             "UBSAN_OPTIONS": "print_stacktrace=1:log_path=%s/ubsan" % self.asan_dir,
             "TSAN_OPTIONS": "log_path=%s/tsan:halt_on_error=0:second_deadlock_stack=1" % self.asan_dir,
@@ -234,6 +235,58 @@ class Server:
             except ValueError:
                 parsed = None
         return status, parsed, payload, rh
+
+
+class Agent:
+    """A pulumi-state-agent of server's, its settings as environment, stopped by its pid."""
+
+    def __init__(self, server, path_dirs=(), jobs=2, heartbeat=1, dead_after=4, extra=None):
+        self.server = server
+        n = len([f for f in os.listdir(server.dir) if f.startswith("agent-")])
+        self.log = os.path.join(server.dir, "agent-%d.log" % n)
+        self.env = {
+            "PATH": os.pathsep.join(list(path_dirs) + [os.environ["PATH"]]),
+            "LANG": "C.UTF-8",
+            "PULUMI_STATE_DATABASE": server.pg.conninfo,
+            "PULUMI_STATE_MASTER_KEY": server.master_key,
+            "PULUMI_STATE_PUBLIC_URL": server.url,
+            "PULUMI_STATE_DEPLOY_ALLOW_FILE_URLS": "true",
+            "PULUMI_STATE_AGENT_JOBS": str(jobs),
+            "PULUMI_STATE_AGENT_HEARTBEAT": str(heartbeat),
+            "PULUMI_STATE_AGENT_DEAD_AFTER": str(dead_after),
+            "PULUMI_STATE_AGENT_PASS_ENV": "PATH LANG PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION NO_COLOR",
+            "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+            "NO_COLOR": "true",
+            "ASAN_OPTIONS": "log_path=%s/asan:detect_leaks=0" % server.asan_dir,
+        }
+        self.env.update(extra or {})
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen([os.path.join(self.server.bindir, "pulumi-state-agent")], env=self.env,
+                                     stdout=subprocess.DEVNULL, stderr=open(self.log, "ab"))
+        wait_until(lambda: "started as" in self.logs() or self.proc.poll() is not None, "the agent to start")
+        if self.proc.poll() is not None:
+            raise RuntimeError("the agent exited: " + self.logs())
+        return self
+
+    def logs(self):
+        return open(self.log, errors="replace").read() if os.path.exists(self.log) else ""
+
+    def kill(self):
+        """SIGKILL, as a crash would: its runners keep going until they notice nothing."""
+        self.proc.kill()
+        self.proc.wait()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
 
 
 class Cluster:

@@ -1,0 +1,263 @@
+"""Server-side deployments end to end: the real agent (pulumi-state-agent) clones local bare git repositories
+(file://) and runs the real Pulumi CLI against this same backend; queued over the API with curl's body (the
+original design's flow) and with `pulumi deployment run` from the real CLI."""
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+import harness
+from clilib import Cli, cli_dir
+
+ORG = "itlusions"
+
+GOOD = """name: %(project)s
+runtime: yaml
+resources:
+  first:
+    type: pulumi:Stash
+    properties:
+      input: hello
+  second:
+    type: pulumi:Stash
+    properties:
+      input: ${first.output}
+outputs:
+  out: ${second.output}
+"""
+
+BAD = """name: %(project)s
+runtime: yaml
+resources:
+  broken:
+    type: pulumi:NoSuchThing
+"""
+
+
+def make_repo(base, name, program):
+    """A bare repository with one commit on main holding Pulumi.yaml; its file:// URL."""
+    work = os.path.join(base, name + "-work")
+    bare = os.path.join(base, name + ".git")
+    os.makedirs(work)
+    with open(os.path.join(work, "Pulumi.yaml"), "w") as f:
+        f.write(program)
+    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.com", GIT_COMMITTER_NAME="t",
+               GIT_COMMITTER_EMAIL="t@example.com")
+    for args in (["init", "-q", "-b", "main"], ["add", "Pulumi.yaml"], ["commit", "-q", "-m", "program"]):
+        subprocess.run(["git"] + args, cwd=work, env=env, check=True)
+    subprocess.run(["git", "clone", "-q", "--bare", work, bare], check=True)
+    return "file://" + bare
+
+
+@pytest.fixture(scope="module")
+def env():
+    if not shutil.which("git"):
+        subprocess.run(["apt-get", "install", "-y", "-qq", "git"], check=True)
+    c = harness.Cluster(procs=1, threads=4, settings={"PULUMI_STATE_DEPLOY_ALLOW_FILE_URLS": "true"})
+    c.start()
+    repos = tempfile.mkdtemp(prefix="pulumi-state-repos-")
+    agent = harness.Agent(c.server, path_dirs=[cli_dir()]).start()
+    yield c, agent, repos
+    agent.stop()
+    shutil.rmtree(repos, ignore_errors=True)
+    c.stop()
+
+
+def api(c, method, path, body=None, headers=None):
+    return c.server.request(method, path, body=body, token=c.server.token, headers=headers)
+
+
+def new_stack(c, project, name="dev"):
+    status, _, raw, _ = api(c, "POST", "/api/stacks/%s/%s" % (ORG, project), {"stackName": name})
+    assert status == 200, raw
+    return "/api/stacks/%s/%s/%s" % (ORG, project, name)
+
+
+def wait_terminal(c, stack, did, timeout=300):
+    """Follow the deployment until it ends (bounded; the agent is woken by NOTIFY)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _, d, _, _ = api(c, "GET", stack + "/deployments/" + did)
+        if d["status"] not in ("queued", "running"):
+            return d
+        time.sleep(0.2)
+    raise AssertionError("deployment %s did not end" % did)
+
+
+def read_logs(c, stack, did):
+    lines, token = [], ""
+    while True:
+        _, page, _, _ = api(c, "GET", stack + "/deployments/%s/logs?continuationToken=%s" % (did, token))
+        lines += page["lines"]
+        if page["nextToken"] == "":
+            return lines
+        token = page["nextToken"]
+
+
+def test_curl_flow_update_then_destroy(env):
+    c, agent, repos = env
+    url = make_repo(repos, "curl", GOOD % {"project": "dcurl"})
+    stack = new_stack(c, "dcurl")
+    status, d, raw, _ = api(c, "POST", stack + "/deployments",
+                            {"operation": "update", "source": {"repoURL": url, "branch": "main"},
+                             "environmentVariables": {"HIDDEN": {"secret": "do-not-show-7d1e"}}})
+    assert status == 202, raw
+    done = wait_terminal(c, stack, d["id"])
+    lines = read_logs(c, stack, d["id"])
+    text = "".join(l["line"] for l in lines)
+    assert done["status"] == "succeeded", text
+    assert done["exitCode"] == 0
+    assert any(l.get("header") == "pulumi update" for l in lines)
+    assert all(l["line"] == "" or l["line"].endswith("\n") for l in lines)
+    assert "first" in text and "second" in text
+    _, st, _, _ = api(c, "GET", stack + "/export")
+    urns = [r["urn"] for r in st["deployment"]["resources"]]
+    assert any(u.endswith("::first") for u in urns) and any(u.endswith("::second") for u in urns)
+    _, ups, _, _ = api(c, "GET", stack + "/deployments/%s/updates" % d["id"])
+    assert len(ups) == 1 and ups[0]["version"] == 1
+    # The secret value is in no response, no log line, no audit row.
+    assert "do-not-show-7d1e" not in text
+    assert "do-not-show-7d1e" not in api(c, "GET", stack + "/deployments")[2].decode()
+    assert not c.pg.psql("SELECT 1 FROM extension_pulumi_state_audit WHERE detail LIKE '%do-not-show%'")
+    status, d2, raw, _ = api(c, "POST", stack + "/deployments",
+                             {"operation": "destroy", "source": {"repoURL": url, "branch": "main"}})
+    assert status == 202, raw
+    done = wait_terminal(c, stack, d2["id"])
+    assert done["status"] == "succeeded", "".join(l["line"] for l in read_logs(c, stack, d2["id"]))
+    _, st, _, _ = api(c, "GET", stack + "/export")
+    assert not st["deployment"].get("resources")
+    # The deployment's token ended with it.
+    assert c.pg.psql("SELECT revoked_at IS NOT NULL FROM extension_pulumi_state_tokens WHERE name = 'deploy-%s'"
+                     % d2["id"]) == [["t"]]
+
+
+def test_failing_program_and_unclonable_repository(env):
+    c, agent, repos = env
+    url = make_repo(repos, "bad", BAD % {"project": "dbad"})
+    stack = new_stack(c, "dbad")
+    _, d, _, _ = api(c, "POST", stack + "/deployments", {"operation": "update", "source": {"repoURL": url}})
+    done = wait_terminal(c, stack, d["id"])
+    assert done["status"] == "failed" and done["exitCode"] != 0
+    _, d, _, _ = api(c, "POST", stack + "/deployments",
+                     {"operation": "update", "source": {"repoURL": "file://" + repos + "/missing.git"}})
+    done = wait_terminal(c, stack, d["id"])
+    assert done["status"] == "failed"
+    assert "could not be cloned" in "".join(l["line"] for l in read_logs(c, stack, d["id"]))
+
+
+def test_cancel_queued_and_running(env):
+    c, agent, repos = env
+    url = make_repo(repos, "slow", GOOD % {"project": "dslow"})
+    stack = new_stack(c, "dslow")
+    gate = os.path.join(repos, "never")
+    # The first waits in a pre-run command (the workload, not the test, waits); the second queues behind it.
+    _, first, _, _ = api(c, "POST", stack + "/deployments",
+                         {"operation": "update", "sourceContext": {"git": {"repoUrl": url, "branch": "main"}},
+                          "operationContext": {"preRunCommands": ["echo waiting; while [ ! -e %s ]; do sleep 0.1; "
+                                                                  "done" % gate], "operation": ""}})
+    _, second, _, _ = api(c, "POST", stack + "/deployments", {"operation": "update", "source": {"repoURL": url}})
+    harness.wait_until(lambda: any("waiting" in l["line"] for l in api(c, "GET", stack + "/deployments/%s/logs"
+                                                                       % first["id"])[1]["lines"]),
+                       "the first deployment to run", timeout=120)
+    assert api(c, "GET", stack + "/deployments/" + second["id"])[1]["status"] == "queued"
+    assert api(c, "POST", stack + "/deployments/%s/cancel" % second["id"])[0] == 200
+    assert api(c, "GET", stack + "/deployments/" + second["id"])[1]["status"] == "cancelled"
+    assert api(c, "POST", stack + "/deployments/%s/cancel" % first["id"])[0] == 200
+    done = wait_terminal(c, stack, first["id"])
+    assert done["status"] == "cancelled"
+    # The stack is free: the real CLI updates it.
+    cli = Cli(c.server.url, token=c.server.token)
+    try:
+        with open(os.path.join(cli.project, "Pulumi.yaml"), "w") as f:
+            f.write(GOOD % {"project": "dslow"})
+        cli.run("stack", "select", "%s/dslow/dev" % ORG)
+        cli.run("up", "--yes", "--skip-preview")
+    finally:
+        cli.cleanup()
+
+
+def test_pulumi_deployment_run(env):
+    c, agent, repos = env
+    url = make_repo(repos, "cli", GOOD % {"project": "dcli"})
+    new_stack(c, "dcli")
+    cli = Cli(c.server.url, token=c.server.token)
+    try:
+        r = cli.run("deployment", "run", "update", url, "--git-branch", "main", "--stack", "%s/dcli/dev" % ORG,
+                    "--suppress-stream-logs=false", "--env-secret", "SEKRIT=hush-91f2", check=False)
+        out = r.stdout + r.stderr
+        assert r.returncode == 0, out
+        assert "hush-91f2" not in out
+        _, lst, _, _ = api(c, "GET", "/api/stacks/%s/dcli/dev/deployments" % ORG)
+        assert lst["deployments"][0]["status"] == "succeeded"
+        assert lst["deployments"][0]["initiator"] == "automation-api"
+        r = cli.run("deployment", "list", "--stack", "%s/dcli/dev" % ORG, check=False)
+        assert r.returncode == 0, r.stdout + r.stderr
+    finally:
+        cli.cleanup()
+
+
+def test_two_agents_ten_deployments_three_stacks(env):
+    c, agent, repos = env
+    second = harness.Agent(c.server, path_dirs=[cli_dir()]).start()
+    try:
+        stacks = []
+        for i in range(3):
+            url = make_repo(repos, "many%d" % i, GOOD % {"project": "dmany%d" % i})
+            stacks.append((new_stack(c, "dmany%d" % i), url))
+        ids = []
+        for k in range(10):
+            stack, url = stacks[k % 3]
+            _, d, _, _ = api(c, "POST", stack + "/deployments", {"operation": "update", "source": {"repoURL": url}})
+            ids.append((stack, d["id"]))
+        for stack, did in ids:
+            assert wait_terminal(c, stack, did)["status"] == "succeeded"
+        rows = c.pg.psql("SELECT stack_id, started_at, ended_at, agent FROM extension_pulumi_state_deployments d "
+                         "JOIN extension_pulumi_state_stacks s ON s.id = d.stack_id WHERE s.project LIKE 'dmany%'")
+        assert len(rows) == 10
+        # Never two at once on a stack: per stack, the runs do not overlap.
+        by_stack = {}
+        for sid, start, end, _ in rows:
+            by_stack.setdefault(sid, []).append((start, end))
+        for runs in by_stack.values():
+            runs.sort()
+            for (s1, e1), (s2, e2) in zip(runs, runs[1:]):
+                assert e1 <= s2
+        # Each ran exactly once: one log header "pulumi update" per deployment.
+        counts = c.pg.psql("SELECT count(*) FROM extension_pulumi_state_deployment_logs l JOIN "
+                           "extension_pulumi_state_deployments d ON d.id = l.deployment_id JOIN "
+                           "extension_pulumi_state_stacks s ON s.id = d.stack_id WHERE s.project LIKE 'dmany%' "
+                           "AND l.header = 'pulumi update' GROUP BY d.id")
+        assert len(counts) == 10 and all(n == ["1"] for n in counts)
+    finally:
+        second.stop()
+
+
+def test_agent_killed_mid_deployment_is_failed_by_another(env):
+    c, agent, repos = env
+    url = make_repo(repos, "crash", GOOD % {"project": "dcrash"})
+    stack = new_stack(c, "dcrash")
+    gate = os.path.join(repos, "crash-never")
+    victim = harness.Agent(c.server, path_dirs=[cli_dir()], extra={"PULUMI_STATE_AGENT_JOBS": "1"})
+    # Only the victim runs for now: stop the module's agent, restart it afterwards.
+    agent.stop()
+    victim.start()
+    try:
+        _, d, _, _ = api(c, "POST", stack + "/deployments",
+                         {"operation": "update", "source": {"repoURL": url},
+                          "operationContext": {"preRunCommands": ["echo hold; while [ ! -e %s ]; do sleep 0.1; done"
+                                                                  % gate]}})
+        harness.wait_until(lambda: any("hold" in l["line"] for l in api(c, "GET", stack + "/deployments/%s/logs"
+                                                                        % d["id"])[1]["lines"]),
+                           "the deployment to run", timeout=120)
+        victim.kill()
+    finally:
+        agent.start()
+    done = wait_terminal(c, stack, d["id"], timeout=120)
+    assert done["status"] == "failed" and "stopped sending heartbeats" in done.get("reason", "")
+    open(gate, "w").close()
+    _, d, _, _ = api(c, "POST", stack + "/deployments", {"operation": "update", "source": {"repoURL": url}})
+    assert wait_terminal(c, stack, d["id"])["status"] == "succeeded"
