@@ -498,7 +498,7 @@ int main(int argc, char **argv)
     log_info("started as %s: %d jobs at once, %s; repositories: https://, ssh://%s", agent, cfg.agent_jobs,
              cfg.public_url, cfg.deploy_allow_file_urls ? ", file:// (enabled)" : "");
     pid_t *runners = xcalloc((size_t)cfg.agent_jobs, sizeof(pid_t));
-    double last_sweep = 0;
+    double last_sweep = 0, stop_at = 0;
     for (;;) {
         int running = 0;
         for (int i = 0; i < cfg.agent_jobs; i++) {
@@ -509,9 +509,15 @@ int main(int argc, char **argv)
         if (stopping) {
             if (!running)
                 break;
-            for (int i = 0; i < cfg.agent_jobs; i++)
-                if (runners[i] > 0)
-                    kill(runners[i], SIGTERM);
+            if (stop_at == 0) {
+                stop_at = mono_ms();
+                log_info("stopping: %d deployments may run %d s more", running, cfg.agent_stop_grace);
+            }
+            /* Past the grace period, the runners cancel what they run (SIGINT to the CLI first). */
+            if (mono_ms() - stop_at > cfg.agent_stop_grace * 1000.0)
+                for (int i = 0; i < cfg.agent_jobs; i++)
+                    if (runners[i] > 0)
+                        kill(runners[i], SIGTERM);
         }
         if (mono_ms() - last_sweep > cfg.agent_heartbeat * 1000.0) {
             last_sweep = mono_ms();

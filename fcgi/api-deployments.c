@@ -106,3 +106,48 @@ void api_deploy_cancel(Ctx *c)
     else
         reply_ok(c);
 }
+
+void api_deploy_settings_get(Ctx *c)
+{
+    StackRef ref = ctx_stack(c);
+    Buf out;
+    buf_init(&out);
+    ApiError e;
+    render_buf(c, deploy_settings_get(c->db, &ref, &out, &e), &out, &e, 200);
+}
+
+void api_deploy_settings_set(Ctx *c)
+{
+    json_t *body = ctx_json(c);
+    if (!body)
+        return;
+    StackRef ref = ctx_stack(c);
+    Buf out;
+    buf_init(&out);
+    ApiError e;
+    bool merge = !strcmp(c->method, "POST");
+    render_buf(c, deploy_settings_set(c->db, c->w->master_key, &ref, body, merge, &c->audit, &out, &e), &out, &e, 200);
+}
+
+void api_deploy_settings_delete(Ctx *c)
+{
+    StackRef ref = ctx_stack(c);
+    ApiError e;
+    if (deploy_settings_delete(c->db, &ref, &c->audit, &e))
+        reply_ok(c);
+    else
+        reply_api_error(c, &e);
+}
+
+void api_deploy_settings_encrypt(Ctx *c)
+{
+    json_t *body = ctx_json(c);
+    if (!body)
+        return;
+    StackRef ref = ctx_stack(c);
+    Buf out;
+    buf_init(&out);
+    ApiError e;
+    const char *secret = json_string_value(json_object_get(body, "secret"));
+    render_buf(c, deploy_settings_encrypt(c->db, c->w->master_key, &ref, secret, &out, &e), &out, &e, 200);
+}

@@ -61,5 +61,9 @@ void api_deploy_get_version(Ctx *c);
 void api_deploy_logs(Ctx *c);
 void api_deploy_updates(Ctx *c);
 void api_deploy_cancel(Ctx *c);
+void api_deploy_settings_get(Ctx *c);
+void api_deploy_settings_set(Ctx *c);
+void api_deploy_settings_delete(Ctx *c);
+void api_deploy_settings_encrypt(Ctx *c);
 
 #endif

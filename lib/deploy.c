@@ -84,8 +84,8 @@ static bool read_env(json_t *vars, json_t *listing, json_t *values, ApiError *e)
     return true;
 }
 
-bool deploy_create(Db *db, const Config *cfg, const unsigned char *master, const StackRef *ref, json_t *body,
-                   const char *actor, const char *initiator, Audit *a, Buf *out, ApiError *e)
+static bool create_from(Db *db, const Config *cfg, const unsigned char *master, const StackRef *ref, json_t *body,
+                        const char *actor, const char *initiator, Audit *a, Buf *out, ApiError *e)
 {
     const char *op = json_string_value(json_object_get(body, "operation"));
     json_t *oc = get_ci(body, "operationContext");
@@ -104,7 +104,7 @@ bool deploy_create(Db *db, const Config *cfg, const unsigned char *master, const
     if (!url || !*url)
         return api_fail(e, 400,
                         "Bad Request: the deployment has no source: give sourceContext.git.repoUrl "
-                        "(or source.repoURL)");
+                        "(or source.repoURL), or save deployment settings with one first");
     if (!deploy_url_allowed(cfg, url))
         return api_fail(e, 400, "Bad Request: the repository URL is not allowed (https://, ssh:// or git@host:path%s)",
                         cfg->deploy_allow_file_urls ? ", file://" : "");
@@ -653,4 +653,209 @@ int deploy_rescue(Db *db, int dead_after)
     }
     PQclear(r);
     return n;
+}
+
+/* ---- settings ---- */
+
+/* Replace (sealing) or resolve (opening) secret values everywhere in v: {"secret": s} becomes
+ * {"ciphertext": seal(s)} when sealing; {"ciphertext": c} becomes {"secret": open(c)} when opening. */
+static bool walk_secrets(json_t *v, const unsigned char *key, const char *aad, bool seal)
+{
+    if (json_is_array(v)) {
+        size_t i;
+        json_t *x;
+        json_array_foreach(v, i, x)
+        {
+            if (!walk_secrets(x, key, aad, seal))
+                return false;
+        }
+        return true;
+    }
+    if (!json_is_object(v))
+        return true;
+    json_t *sec = json_object_get(v, "secret"), *ct = json_object_get(v, "ciphertext");
+    if (seal && json_is_string(sec) && json_object_size(v) == 1) {
+        const char *pt = json_string_value(sec);
+        char *sealed = crypto_seal(key, aad, strlen(aad), (const unsigned char *)pt, strlen(pt));
+        if (!sealed)
+            return false;
+        json_object_del(v, "secret");
+        json_object_set_new(v, "ciphertext", json_string(sealed));
+        free(sealed);
+        return true;
+    }
+    if (!seal && json_is_string(ct) && json_object_size(v) == 1) {
+        unsigned char *pt = NULL;
+        size_t ptlen = 0;
+        const char *c = json_string_value(ct);
+        if (!crypto_open(key, aad, strlen(aad), c, strlen(c), &pt, &ptlen))
+            return false;
+        json_object_del(v, "ciphertext");
+        json_object_set_new(v, "secret", json_stringn((const char *)pt, ptlen));
+        OPENSSL_cleanse(pt, ptlen);
+        free(pt);
+        return true;
+    }
+    const char *k;
+    json_t *x;
+    json_object_foreach(v, k, x)
+    {
+        if (!walk_secrets(x, key, aad, seal))
+            return false;
+    }
+    return true;
+}
+
+/* RFC 7386 merge patch of patch into target (both objects). */
+static void merge_patch(json_t *target, json_t *patch)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(patch, k, v)
+    {
+        json_t *cur = json_object_get(target, k);
+        if (json_is_null(v))
+            json_object_del(target, k);
+        else if (json_is_object(v) && json_is_object(cur))
+            merge_patch(cur, v);
+        else
+            json_object_set_new(target, k, json_deep_copy(v));
+    }
+}
+
+/* The stored settings of s (new), or NULL when there are none (*dberr on a database error). */
+static json_t *load_settings(Db *db, const Stack *s, bool *dberr)
+{
+    DbParam p[] = {DB_TEXT(s->id)};
+    PGresult *r = db_exec(
+        db, "SELECT settings::text FROM extension_pulumi_state_deployment_settings WHERE stack_id = $1", 1, p, false);
+    *dberr = r == NULL;
+    json_t *j = r && PQntuples(r) == 1 ? json_loads(PQgetvalue(r, 0, 0), 0, NULL) : NULL;
+    PQclear(r);
+    return j;
+}
+
+bool deploy_create(Db *db, const Config *cfg, const unsigned char *master, const StackRef *ref, json_t *body,
+                   const char *actor, const char *initiator, Audit *a, Buf *out, ApiError *e)
+{
+    json_t *inherit = json_object_get(body, "inheritSettings");
+    if (json_is_false(inherit))
+        return create_from(db, cfg, master, ref, body, actor, initiator, a, out, e);
+    Stack *s = stack_get(db, ref, e);
+    if (!s)
+        return false;
+    bool dberr = false;
+    json_t *settings = load_settings(db, s, &dberr);
+    unsigned char key[CRYPTO_KEY_LEN];
+    bool ok = false;
+    if (dberr) {
+        api_internal(e);
+    } else if (!settings) {
+        ok = create_from(db, cfg, master, ref, body, actor, initiator, a, out, e);
+    } else if (!stack_data_key(s, master, NULL, key, e)) {
+        ;
+    } else {
+        merge_patch(settings, body);
+        bool opened = walk_secrets(settings, key, s->id, false);
+        OPENSSL_cleanse(key, sizeof(key));
+        ok = opened ? create_from(db, cfg, master, ref, settings, actor, initiator, a, out, e)
+                    : api_fail(e, 400, "Bad Request: a ciphertext in the deployment settings does not open");
+    }
+    json_decref(settings);
+    stack_free(s);
+    return ok;
+}
+
+bool deploy_settings_get(Db *db, const StackRef *ref, Buf *out, ApiError *e)
+{
+    Stack *s = stack_get(db, ref, e);
+    if (!s)
+        return false;
+    bool dberr = false;
+    json_t *settings = load_settings(db, s, &dberr);
+    stack_free(s);
+    if (dberr)
+        return api_internal(e);
+    if (!settings)
+        return api_fail(e, 404, "Not Found: the stack has no deployment settings");
+    return dump_into(settings, out, e);
+}
+
+bool deploy_settings_set(Db *db, const unsigned char *master, const StackRef *ref, json_t *body, bool merge, Audit *a,
+                         Buf *out, ApiError *e)
+{
+    Stack *s = stack_get_locked(db, ref, e);
+    if (!s)
+        return false;
+    bool ok = false, dberr = false;
+    json_t *settings = merge ? load_settings(db, s, &dberr) : NULL;
+    unsigned char key[CRYPTO_KEY_LEN];
+    char *text = NULL;
+    if (dberr) {
+        api_internal(e);
+        goto out;
+    }
+    if (!settings)
+        settings = json_object();
+    merge_patch(settings, body);
+    if (!stack_data_key(s, master, NULL, key, e))
+        goto out;
+    bool sealed = walk_secrets(settings, key, s->id, true);
+    OPENSSL_cleanse(key, sizeof(key));
+    text = sealed ? json_dumps(settings, JSON_COMPACT) : NULL;
+    DbParam p[] = {DB_TEXT(s->id), DB_TEXT(text)};
+    if (!text ||
+        !db_run(db,
+                "INSERT INTO extension_pulumi_state_deployment_settings (stack_id, settings) VALUES ($1, "
+                "$2::jsonb) ON CONFLICT (stack_id) DO UPDATE SET settings = $2::jsonb, updated_at = now()",
+                2, p) ||
+        !audit_commit(db, a)) {
+        api_internal(e);
+        goto out;
+    }
+    buf_puts(out, text);
+    ok = true;
+out:
+    db_rollback(db);
+    json_decref(settings);
+    free(text);
+    stack_free(s);
+    return ok;
+}
+
+bool deploy_settings_delete(Db *db, const StackRef *ref, Audit *a, ApiError *e)
+{
+    Stack *s = stack_get_locked(db, ref, e);
+    if (!s)
+        return false;
+    DbParam p[] = {DB_TEXT(s->id)};
+    bool ok = db_run(db, "DELETE FROM extension_pulumi_state_deployment_settings WHERE stack_id = $1", 1, p) &&
+              audit_commit(db, a);
+    if (!ok)
+        api_internal(e);
+    db_rollback(db);
+    stack_free(s);
+    return ok;
+}
+
+bool deploy_settings_encrypt(Db *db, const unsigned char *master, const StackRef *ref, const char *secret, Buf *out,
+                             ApiError *e)
+{
+    if (!secret || !*secret)
+        return api_fail(e, 400, "Bad Request: secret (a non-empty string) is required");
+    Stack *s = stack_get(db, ref, e);
+    if (!s)
+        return false;
+    unsigned char key[CRYPTO_KEY_LEN];
+    bool ok = stack_data_key(s, master, NULL, key, e);
+    char *sealed = ok ? crypto_seal(key, s->id, strlen(s->id), (const unsigned char *)secret, strlen(secret)) : NULL;
+    OPENSSL_cleanse(key, sizeof(key));
+    stack_free(s);
+    if (!ok)
+        return false;
+    if (!sealed)
+        return api_internal(e);
+    ok = dump_into(json_pack("{s:s}", "ciphertext", sealed), out, e);
+    free(sealed);
+    return ok;
 }

@@ -44,6 +44,17 @@ bool deploy_updates(Db *db, const StackRef *ref, const char *id, Buf *out, ApiEr
  * hears DEPLOY_CHANNEL_CANCEL). Repeating it is harmless. */
 bool deploy_cancel(Db *db, const StackRef *ref, const char *id, Audit *a, ApiError *e);
 
+/* Deployment settings (what inheritSettings merges a request over): read (404 when none), set (merge:
+ * an RFC 7386 merge patch over what is stored; else a replacement), delete; {"secret": s} values are
+ * stored as {"ciphertext": ...} sealed with the stack key and never given back in clear. */
+bool deploy_settings_get(Db *db, const StackRef *ref, Buf *out, ApiError *e);
+bool deploy_settings_set(Db *db, const unsigned char *master, const StackRef *ref, json_t *body, bool merge, Audit *a,
+                         Buf *out, ApiError *e);
+bool deploy_settings_delete(Db *db, const StackRef *ref, Audit *a, ApiError *e);
+/* {"ciphertext": ...} of secret, for settings. */
+bool deploy_settings_encrypt(Db *db, const unsigned char *master, const StackRef *ref, const char *secret, Buf *out,
+                             ApiError *e);
+
 /* What an agent needs to run a claimed deployment (strings new). */
 typedef struct DeployJob {
     char id[37];

@@ -105,3 +105,31 @@ def test_logs_updates_and_cancel_of_a_queued_deployment(api):
     r = api.call("DELETE", st.path + "/deployments/" + d2["id"] + "/cancel")
     assert r.status == 204
     assert assert_ok(api.get(st.path + "/deployments/" + d2["id"]))["status"] == "cancelled"
+
+
+def test_settings_inherited_and_secrets_sealed(api):
+    st = api.new_stack()
+    p = st.path + "/deployments/settings"
+    assert_error(api.get(p), 404)
+    enc = assert_ok(api.post(p + "/encrypt", {"secret": "from-encrypt-55"}))
+    assert enc["ciphertext"] and "from-encrypt-55" not in enc["ciphertext"]
+    assert_error(api.post(p + "/encrypt", {"secret": ""}), 400)
+    assert_ok(api.call("PUT", p, {"sourceContext": {"git": {"repoUrl": REPO, "branch": "main"}},
+                                  "operationContext": {"environmentVariables": {
+                                      "S1": {"secret": "plain-in-settings-44"}, "S2": enc, "P": "x"}}}))
+    assert_ok(api.post(p, {"sourceContext": {"git": {"repoDir": "infra"}}}))  # a merge patch
+    got = assert_ok(api.get(p))
+    assert got["sourceContext"]["git"] == {"repoUrl": REPO, "branch": "main", "repoDir": "infra"}
+    assert "ciphertext" in got["operationContext"]["environmentVariables"]["S1"]
+    assert "plain-in-settings-44" not in api.get(p).raw.decode()
+    # A request with nothing but the operation takes the saved source and variables.
+    d = queue(api, st, {"operation": "update"})
+    g = assert_ok(api.get(st.path + "/deployments/" + d["id"]))
+    assert g["configuration"]["source"]["git"]["repoDir"] == "infra"
+    env = {e["name"]: e["secret"] for e in g["configuration"]["environmentVariables"]}
+    assert env == {"S1": True, "S2": True, "P": False}
+    assert_error(api.call("PUT", p, [1, 2]), 400)
+    assert_ok(api.call("DELETE", p))
+    assert_error(api.get(p), 404)
+    assert_error(api.post(st.path + "/deployments", {"operation": "update"}), 400, contains="no source")
+    assert_error(api.call("DELETE", "/api/stacks/%s/%s/nope/deployments/settings" % (st.org, st.project)), 404)

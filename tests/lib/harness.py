@@ -316,10 +316,14 @@ class Cluster:
 
 
 def serve():
-    c = Cluster(procs=int(os.environ.get("PULUMI_STATE_PROCS", "2")))
+    c = Cluster(procs=int(os.environ.get("PULUMI_STATE_PROCS", "2")),
+                settings={"PULUMI_STATE_DEPLOY_ALLOW_FILE_URLS": "true"})
     c.start()
     s = c.server
-    print("pulumi-state is running (PostgreSQL in %s, lighttpd on 127.0.0.1:%d)." % (c.base, s.port))
+    # The deploy agent too, so that queued deployments run (it finds `pulumi` and `git` on PATH).
+    agent = Agent(s).start()
+    print("pulumi-state is running (PostgreSQL in %s, lighttpd on 127.0.0.1:%d, deploy agent pid %d; file:// "
+          "repositories allowed)." % (c.base, s.port, agent.proc.pid))
     print("Log in from another shell with:\n")
     print("    PULUMI_ACCESS_TOKEN=%s pulumi login %s\n" % (s.token, s.url), flush=True)
     print("Press Ctrl-C to stop.", flush=True)
@@ -331,6 +335,7 @@ def serve():
     except KeyboardInterrupt:
         pass
     finally:
+        agent.stop()
         c.stop()
 
 
