@@ -486,8 +486,9 @@ int main(int argc, char **argv)
     char agent[300];
     snprintf(agent, sizeof(agent), "%s:%d", host, (int)getpid());
     Db *db = db_open(cfg.database);
-    Listener *l = listener_open(cfg.database);
-    if (!db || !l || !listener_listen(l, DEPLOY_CHANNEL_QUEUE) || !listener_listen(l, DEPLOY_CHANNEL_CANCEL)) {
+    Listener *l = cfg.agent_listen ? listener_open(cfg.database) : NULL;
+    if (!db || (cfg.agent_listen &&
+                (!l || !listener_listen(l, DEPLOY_CHANNEL_QUEUE) || !listener_listen(l, DEPLOY_CHANNEL_CANCEL)))) {
         fprintf(stderr, "pulumi-state-agent: cannot connect to the database\n");
         return 1;
     }
@@ -552,6 +553,10 @@ int main(int argc, char **argv)
             running++;
         }
         const char *ch, *payload;
+        if (!l) {
+            poll(NULL, 0, 1000); /* no LISTEN: poll the queue every second */
+            continue;
+        }
         ListenResult lr = listener_wait(l, 1000, &ch, &payload);
         if (lr == LISTEN_DOWN)
             log_warn("listener down; polling");

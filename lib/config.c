@@ -68,6 +68,8 @@ static const ConfigEntry entries[] = {
      "seconds without a heartbeat after which a running deployment is failed by another agent"},
     {"agent_timeout", "PULUMI_STATE_AGENT_TIMEOUT", CF_INT, "7200", OFF(agent_timeout),
      "wall-clock limit of one deployment, seconds"},
+    {"agent_listen", "PULUMI_STATE_AGENT_LISTEN", CF_BOOL, "true", OFF(agent_listen),
+     "wake on LISTEN/NOTIFY; false polls every second (for poolers without LISTEN, e.g. transaction pooling)"},
     {"agent_stop_grace", "PULUMI_STATE_AGENT_STOP_GRACE", CF_INT, "60", OFF(agent_stop_grace),
      "on SIGTERM, seconds running deployments may take to finish before they are cancelled"},
     {"agent_log_cap", "PULUMI_STATE_AGENT_LOG_CAP", CF_INT, "100000", OFF(agent_log_cap),

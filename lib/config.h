@@ -31,6 +31,7 @@ typedef struct Config {
     int agent_heartbeat;
     int agent_dead_after;
     int agent_timeout;
+    bool agent_listen;
     int agent_stop_grace;
     int agent_log_cap;
     char *agent_workdir;
