@@ -441,27 +441,12 @@ done:
 
 /* ---- the agent ---- */
 
-static bool load_key(const char *value, const char *file, unsigned char key[CRYPTO_KEY_LEN])
-{
-    if (*value)
-        return crypto_parse_key(value, key);
-    return *file && crypto_read_key_file(file, key);
-}
-
 int main(int argc, char **argv)
 {
     const char *conf_path = NULL;
-    for (int i = 1; i < argc; i++) {
-        if ((!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) && i + 1 < argc)
-            conf_path = argv[++i];
-        else if (!strcmp(argv[i], "--version")) {
-            printf("pulumi-state-agent %s\n", PACKAGE_VERSION);
-            return 0;
-        } else {
-            fprintf(stderr, "usage: pulumi-state-agent [-c CONFIG] [--version]\n");
-            return 2;
-        }
-    }
+    int rc = config_args(argc, argv, "pulumi-state-agent", PACKAGE_VERSION, &conf_path);
+    if (rc >= 0)
+        return rc;
     log_set_program("pulumi-state-agent");
     Config cfg;
     char err[512];
@@ -472,11 +457,11 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cfg.log_level, "debug"))
         log_set_level(LOG_DEBUG);
-    if (!load_key(cfg.master_key, cfg.master_key_file, master)) {
+    if (!crypto_load_key(cfg.master_key, cfg.master_key_file, master, NULL)) {
         fprintf(stderr, "pulumi-state-agent: a master key is required (PULUMI_STATE_MASTER_KEY[_FILE])\n");
         return 1;
     }
-    bool have_old = load_key(cfg.old_master_key, cfg.old_master_key_file, old_master);
+    bool have_old = crypto_load_key(cfg.old_master_key, cfg.old_master_key_file, old_master, NULL);
     if (!*cfg.public_url) {
         fprintf(stderr, "pulumi-state-agent: PULUMI_STATE_PUBLIC_URL (the URL clients log in to) is required\n");
         return 1;

@@ -77,6 +77,21 @@ void api_deploy_get_version(Ctx *c)
 
 void api_deploy_logs(Ctx *c)
 {
+    char *job = ctx_query(c, "job");
+    if (job) {
+        /* Step mode (pulumi deployment log --job --step). */
+        free(job);
+        long j, step, offset, count;
+        if (!query_long(c, "job", 0, 0, 0, &j) || !query_long(c, "step", 0, 0, 1000000, &step) ||
+            !query_long(c, "offset", 0, 0, 1LL << 40, &offset) || !query_long(c, "count", 100, 1, 499, &count))
+            return;
+        StackRef ref = ctx_stack(c);
+        Buf out;
+        buf_init(&out);
+        ApiError e;
+        render_buf(c, deploy_log_step(c->db, &ref, c->captures[3], step, offset, count, &out, &e), &out, &e, 200);
+        return;
+    }
     char *token = ctx_query(c, "continuationToken");
     StackRef ref = ctx_stack(c);
     Buf out;

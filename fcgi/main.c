@@ -39,15 +39,6 @@
 #include "http.h"
 #include "migrate.h"
 
-/* Read a key from its setting or its file; *given says whether either was set. */
-static bool load_key(const char *value, const char *file, unsigned char key[CRYPTO_KEY_LEN], bool *given)
-{
-    *given = *value || *file;
-    if (*value)
-        return crypto_parse_key(value, key);
-    return *file && crypto_read_key_file(file, key);
-}
-
 /* Check the schema is current and the master key (or, during a rotation, the old one) matches
  * the canary, writing the canary on first use. */
 static bool check_database(const Config *cfg, const unsigned char key[CRYPTO_KEY_LEN], const unsigned char *old_key)
@@ -91,17 +82,9 @@ out:
 int main(int argc, char **argv)
 {
     const char *conf_path = NULL;
-    for (int i = 1; i < argc; i++) {
-        if ((!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) && i + 1 < argc)
-            conf_path = argv[++i];
-        else if (!strcmp(argv[i], "--version")) {
-            printf("pulumi-state-fcgi %s\n", PACKAGE_VERSION);
-            return 0;
-        } else {
-            fprintf(stderr, "usage: pulumi-state-fcgi [-c CONFIG] [--version]\n");
-            return 2;
-        }
-    }
+    int rc = config_args(argc, argv, "pulumi-state-fcgi", PACKAGE_VERSION, &conf_path);
+    if (rc >= 0)
+        return rc;
     log_set_program("pulumi-state-fcgi");
     /* States are megabytes: buffers from 128 KiB up are mapped on their own and go back to the
      * system when freed, so a worker's memory follows the request in hand, not the largest one it
@@ -127,12 +110,12 @@ int main(int argc, char **argv)
     }
     static unsigned char master[CRYPTO_KEY_LEN], old_master[CRYPTO_KEY_LEN];
     bool given, old_given;
-    if (!load_key(cfg.master_key, cfg.master_key_file, master, &given)) {
+    if (!crypto_load_key(cfg.master_key, cfg.master_key_file, master, &given)) {
         fprintf(stderr, "pulumi-state-fcgi: a master key is required: set PULUMI_STATE_MASTER_KEY or "
                         "PULUMI_STATE_MASTER_KEY_FILE (64 hex digits or base64 of 32 bytes)\n");
         goto fail;
     }
-    bool have_old = load_key(cfg.old_master_key, cfg.old_master_key_file, old_master, &old_given);
+    bool have_old = crypto_load_key(cfg.old_master_key, cfg.old_master_key_file, old_master, &old_given);
     if (old_given && !have_old) {
         fprintf(stderr, "pulumi-state-fcgi: the old master key (PULUMI_STATE_OLD_MASTER_KEY[_FILE]) is not a key\n");
         goto fail;

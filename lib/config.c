@@ -268,3 +268,20 @@ void config_print_reference(void)
     for (size_t i = 0; i < sizeof(entries) / sizeof(entries[0]); i++)
         printf("| `%s` | `%s` | `%s` | %s |\n", entries[i].name, entries[i].env, entries[i].def, entries[i].help);
 }
+
+int config_args(int argc, char **argv, const char *program, const char *version, const char **conf_path)
+{
+    *conf_path = NULL;
+    for (int i = 1; i < argc; i++) {
+        if ((!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) && i + 1 < argc) {
+            *conf_path = argv[++i];
+        } else if (!strcmp(argv[i], "--version")) {
+            printf("%s %s\n", program, version);
+            return 0;
+        } else {
+            fprintf(stderr, "usage: %s [-c CONFIG] [--version]\n", program);
+            return 2;
+        }
+    }
+    return -1;
+}

@@ -44,6 +44,9 @@ bool config_load(Config *cfg, const char *path, char *err, size_t errlen);
 /* Apply one "name = value" setting (file syntax). */
 bool config_set(Config *cfg, const char *name, const char *value, char *err, size_t errlen);
 void config_free(Config *cfg);
+/* The command line every daemon takes: [-c CONFIG] [--version]. Returns -1 to go on (*conf_path set,
+ * or NULL), else the exit status (the version printed, or the usage on a bad argument). */
+int config_args(int argc, char **argv, const char *program, const char *version, const char **conf_path);
 /* Print the settings reference (name, env, default, description) as Markdown rows. */
 void config_print_reference(void);
 

@@ -368,3 +368,12 @@ bool crypto_read_key_file(const char *path, unsigned char key[CRYPTO_KEY_LEN])
     fclose(f);
     return ok;
 }
+
+bool crypto_load_key(const char *value, const char *file, unsigned char key[CRYPTO_KEY_LEN], bool *given)
+{
+    if (given)
+        *given = *value || *file;
+    if (*value)
+        return crypto_parse_key(value, key);
+    return *file && crypto_read_key_file(file, key);
+}

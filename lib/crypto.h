@@ -34,6 +34,8 @@ bool crypto_parse_key(const char *s, unsigned char key[CRYPTO_KEY_LEN]);
 /* Read a key (as crypto_parse_key takes it) from the first line of a file. False if the file
  * cannot be read or holds no key. */
 bool crypto_read_key_file(const char *path, unsigned char key[CRYPTO_KEY_LEN]);
+/* A key from its setting (value) or else its file; *given (may be NULL) says whether either was set. */
+bool crypto_load_key(const char *value, const char *file, unsigned char key[CRYPTO_KEY_LEN], bool *given);
 
 /* Wrap/unwrap a stack data key under the master key, bound to the stack id. */
 char *crypto_wrap_key(const unsigned char master[CRYPTO_KEY_LEN], const char *stack_id,

@@ -342,7 +342,9 @@ bool deploy_logs(Db *db, const StackRef *ref, const char *id, const char *token,
     char abuf[24], lbuf[16];
     snprintf(abuf, sizeof(abuf), "%lld", after);
     snprintf(lbuf, sizeof(lbuf), "%d", LOG_PAGE + 1);
-    DbParam p[] = {DB_TEXT(PQgetvalue(d, 0, 0)), DB_TEXT(abuf), DB_TEXT(lbuf)};
+    char did[37];
+    snprintf(did, sizeof(did), "%s", PQgetvalue(d, 0, 0));
+    DbParam p[] = {DB_TEXT(did), DB_TEXT(abuf), DB_TEXT(lbuf)};
     PQclear(d);
     PGresult *r = db_exec(
         db,
@@ -370,12 +372,70 @@ bool deploy_logs(Db *db, const StackRef *ref, const char *id, const char *token,
     return dump_into(json_pack("{s:o, s:s}", "lines", lines, "nextToken", next), out, e);
 }
 
+bool deploy_log_step(Db *db, const StackRef *ref, const char *id, long step, long offset, long count, Buf *out,
+                     ApiError *e)
+{
+    PGresult *d = find(db, ref, id, 0, e);
+    if (!d)
+        return false;
+    char sbuf[24], obuf[24], cbuf[24];
+    snprintf(sbuf, sizeof(sbuf), "%ld", step);
+    snprintf(obuf, sizeof(obuf), "%ld", offset);
+    snprintf(cbuf, sizeof(cbuf), "%ld", count + 1);
+    char did[37];
+    snprintf(did, sizeof(did), "%s", PQgetvalue(d, 0, 0));
+    DbParam p[] = {DB_TEXT(did), DB_TEXT(sbuf), DB_TEXT(obuf), DB_TEXT(cbuf)};
+    PQclear(d);
+    /* Steps are the runs of lines after each header row, numbered from 0. */
+    PGresult *r = db_exec(
+        db,
+        "WITH h AS (SELECT line_no, header, row_number() OVER (ORDER BY line_no) - 1 AS step FROM "
+        "extension_pulumi_state_deployment_logs WHERE deployment_id = $1 AND header IS NOT NULL), "
+        "b AS (SELECT h.line_no AS first, h.header, (SELECT min(x.line_no) FROM h x WHERE x.line_no "
+        "> h.line_no) AS next FROM h WHERE h.step = $2::bigint) "
+        "SELECT b.header, " TS(
+            "l.created_at") ", l.line FROM b LEFT JOIN "
+                            "extension_pulumi_state_deployment_logs l ON l.deployment_id = $1 AND l.header IS NULL AND "
+                            "l.line_no > b.first AND (b.next IS NULL OR l.line_no < b.next) ORDER BY l.line_no "
+                            "OFFSET $3::bigint LIMIT $4::int",
+        4, p, false);
+    if (!r)
+        return api_internal(e);
+    PGresult *name = NULL;
+    if (PQntuples(r) == 0) {
+        /* Past the end of the step, or no such step: tell them apart by the header. */
+        name = db_exec(db,
+                       "SELECT header FROM extension_pulumi_state_deployment_logs WHERE deployment_id = $1 AND header "
+                       "IS NOT NULL ORDER BY line_no OFFSET $2::bigint LIMIT 1",
+                       2, p, false);
+        if (!name || PQntuples(name) != 1) {
+            PQclear(r);
+            PQclear(name);
+            return name ? api_fail(e, 404, "Not Found: no such step") : api_internal(e);
+        }
+    }
+    json_t *lines = json_array();
+    int n = PQntuples(r), shown = n > count ? (int)count : n;
+    for (int i = 0; i < shown; i++)
+        if (!PQgetisnull(r, i, 2))
+            json_array_append_new(
+                lines, json_pack("{s:s, s:s}", "timestamp", PQgetvalue(r, i, 1), "line", PQgetvalue(r, i, 2)));
+    json_t *o = json_pack("{s:s, s:o}", "name", name ? PQgetvalue(name, 0, 0) : PQgetvalue(r, 0, 0), "lines", lines);
+    if (n > count)
+        json_object_set_new(o, "nextOffset", json_integer(offset + count));
+    PQclear(r);
+    PQclear(name);
+    return dump_into(o, out, e);
+}
+
 bool deploy_updates(Db *db, const StackRef *ref, const char *id, Buf *out, ApiError *e)
 {
     PGresult *d = find(db, ref, id, 0, e);
     if (!d)
         return false;
-    DbParam p[] = {DB_TEXT(PQgetvalue(d, 0, 0))};
+    char did[37];
+    snprintf(did, sizeof(did), "%s", PQgetvalue(d, 0, 0));
+    DbParam p[] = {DB_TEXT(did)};
     PQclear(d);
     /* The updates its CLI ran: those created with the token minted for it. */
     PGresult *r =
@@ -401,7 +461,9 @@ bool deploy_cancel(Db *db, const StackRef *ref, const char *id, Audit *a, ApiErr
     PGresult *d = find(db, ref, id, 0, e);
     if (!d)
         return false;
-    DbParam p[] = {DB_TEXT(PQgetvalue(d, 0, 0))};
+    char did[37];
+    snprintf(did, sizeof(did), "%s", PQgetvalue(d, 0, 0));
+    DbParam p[] = {DB_TEXT(did)};
     PQclear(d);
     bool ok = false;
     PGresult *r = NULL;

@@ -38,6 +38,9 @@ bool deploy_list(Db *db, const Config *cfg, const StackRef *ref, long page, long
 /* GET .../{id}/logs?continuationToken=: lines after the token; nextToken "" once the deployment is
  * terminal and every line was read. */
 bool deploy_logs(Db *db, const StackRef *ref, const char *id, const char *token, Buf *out, ApiError *e);
+/* Step mode of the logs (?job=0&step=S&offset=O&count=C): {"name","lines","nextOffset"?}. */
+bool deploy_log_step(Db *db, const StackRef *ref, const char *id, long step, long offset, long count, Buf *out,
+                     ApiError *e);
 /* GET .../{id}/updates: the bare array of the updates the deployment ran. */
 bool deploy_updates(Db *db, const StackRef *ref, const char *id, Buf *out, ApiError *e);
 /* Cancel: a queued deployment ends cancelled at once; a running one is asked to stop (its agent

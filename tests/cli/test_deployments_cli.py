@@ -117,6 +117,13 @@ def test_curl_flow_update_then_destroy(env):
     _, st, _, _ = api(c, "GET", stack + "/export")
     urns = [r["urn"] for r in st["deployment"]["resources"]]
     assert any(u.endswith("::first") for u in urns) and any(u.endswith("::second") for u in urns)
+    # Step mode: the step whose header is "pulumi update", a page at a time.
+    steps = [l["header"] for l in lines if l.get("header")]
+    k = steps.index("pulumi update")
+    _, page, _, _ = api(c, "GET", stack + "/deployments/%s/logs?job=0&step=%d&offset=0&count=2" % (d["id"], k))
+    assert page["name"] == "pulumi update" and len(page["lines"]) == 2 and page["nextOffset"] == 2
+    assert api(c, "GET", stack + "/deployments/%s/logs?job=0&step=%d&count=500" % (d["id"], k))[0] == 400
+    assert api(c, "GET", stack + "/deployments/%s/logs?job=0&step=99" % d["id"])[0] == 404
     _, ups, _, _ = api(c, "GET", stack + "/deployments/%s/updates" % d["id"])
     assert len(ups) == 1 and ups[0]["version"] == 1
     # The secret value is in no response, no log line, no audit row.
@@ -196,6 +203,11 @@ def test_pulumi_deployment_run(env):
         assert lst["deployments"][0]["initiator"] == "automation-api"
         r = cli.run("deployment", "list", "--stack", "%s/dcli/dev" % ORG, check=False)
         assert r.returncode == 0, r.stdout + r.stderr
+        did = lst["deployments"][0]["id"]
+        for args in (["get", did], ["log", did], ["log", "1", "--job", "0", "--step", "0"]):
+            r = cli.run("deployment", *args, "--stack", "%s/dcli/dev" % ORG, check=False)
+            assert r.returncode == 0, (args, r.stdout + r.stderr)
+        assert "pulumi:pulumi:Stack" in cli.run("deployment", "log", did, "--stack", "%s/dcli/dev" % ORG).stdout
     finally:
         cli.cleanup()
 
