@@ -287,6 +287,17 @@ static PGresult *find(Db *db, const StackRef *ref, const char *id, long long ver
     return r;
 }
 
+/* find, keeping only the deployment's id. */
+static bool find_id(Db *db, const StackRef *ref, const char *id, char did[37], ApiError *e)
+{
+    PGresult *d = find(db, ref, id, 0, e);
+    if (!d)
+        return false;
+    snprintf(did, 37, "%s", PQgetvalue(d, 0, 0));
+    PQclear(d);
+    return true;
+}
+
 bool deploy_get(Db *db, const Config *cfg, const StackRef *ref, const char *id, long long version, Buf *out,
                 ApiError *e)
 {
@@ -375,17 +386,14 @@ bool deploy_logs(Db *db, const StackRef *ref, const char *id, const char *token,
 bool deploy_log_step(Db *db, const StackRef *ref, const char *id, long step, long offset, long count, Buf *out,
                      ApiError *e)
 {
-    PGresult *d = find(db, ref, id, 0, e);
-    if (!d)
+    char did[37];
+    if (!find_id(db, ref, id, did, e))
         return false;
     char sbuf[24], obuf[24], cbuf[24];
     snprintf(sbuf, sizeof(sbuf), "%ld", step);
     snprintf(obuf, sizeof(obuf), "%ld", offset);
     snprintf(cbuf, sizeof(cbuf), "%ld", count + 1);
-    char did[37];
-    snprintf(did, sizeof(did), "%s", PQgetvalue(d, 0, 0));
     DbParam p[] = {DB_TEXT(did), DB_TEXT(sbuf), DB_TEXT(obuf), DB_TEXT(cbuf)};
-    PQclear(d);
     /* Steps are the runs of lines after each header row, numbered from 0. */
     PGresult *r = db_exec(
         db,
@@ -430,13 +438,10 @@ bool deploy_log_step(Db *db, const StackRef *ref, const char *id, long step, lon
 
 bool deploy_updates(Db *db, const StackRef *ref, const char *id, Buf *out, ApiError *e)
 {
-    PGresult *d = find(db, ref, id, 0, e);
-    if (!d)
-        return false;
     char did[37];
-    snprintf(did, sizeof(did), "%s", PQgetvalue(d, 0, 0));
+    if (!find_id(db, ref, id, did, e))
+        return false;
     DbParam p[] = {DB_TEXT(did)};
-    PQclear(d);
     /* The updates its CLI ran: those created with the token minted for it. */
     PGresult *r =
         db_exec(db,
@@ -458,13 +463,10 @@ bool deploy_updates(Db *db, const StackRef *ref, const char *id, Buf *out, ApiEr
 
 bool deploy_cancel(Db *db, const StackRef *ref, const char *id, Audit *a, ApiError *e)
 {
-    PGresult *d = find(db, ref, id, 0, e);
-    if (!d)
-        return false;
     char did[37];
-    snprintf(did, sizeof(did), "%s", PQgetvalue(d, 0, 0));
+    if (!find_id(db, ref, id, did, e))
+        return false;
     DbParam p[] = {DB_TEXT(did)};
-    PQclear(d);
     bool ok = false;
     PGresult *r = NULL;
     if (!db_begin(db) ||

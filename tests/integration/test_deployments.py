@@ -129,6 +129,8 @@ def test_settings_inherited_and_secrets_sealed(api):
     env = {e["name"]: e["secret"] for e in g["configuration"]["environmentVariables"]}
     assert env == {"S1": True, "S2": True, "P": False}
     assert_error(api.call("PUT", p, [1, 2]), 400)
+    assert_error(api.post(p, [1]), 400)
+    assert_error(api.post("/api/stacks/%s/%s/nope/deployments/settings" % (st.org, st.project), {}), 404)
     assert_ok(api.call("DELETE", p))
     assert_error(api.get(p), 404)
     assert_error(api.post(st.path + "/deployments", {"operation": "update"}), 400, contains="no source")
