@@ -275,6 +275,72 @@ static const char *pulumi_verb(const char *op)
     return !strcmp(op, "update") ? "up" : op;
 }
 
+/* The plaintext of a SecretValue: a bare string, {"secret": s} or {"value": s}; NULL otherwise. */
+static const char *secret_value(const json_t *v)
+{
+    if (json_is_string(v))
+        return json_string_value(v);
+    const char *s = json_string_value(json_object_get(v, "secret"));
+    return s ? s : json_string_value(json_object_get(v, "value"));
+}
+
+/* Set genv up for the gitAuth of the deployment (accessToken, basicAuth or sshAuth): by
+ * configuration in the environment and files in work, never on a command line or in the log. */
+static bool git_credentials(const json_t *auth, const char *work, Env *genv)
+{
+    const char *token = secret_value(json_object_get(auth, "accessToken"));
+    const json_t *basic = json_object_get(auth, "basicAuth"), *ssh = json_object_get(auth, "sshAuth");
+    char *pair = NULL;
+    if (token && *token)
+        pair = xasprintf("x-access-token:%s", token);
+    else if (basic && secret_value(json_object_get(basic, "userName")) &&
+             secret_value(json_object_get(basic, "password")))
+        pair = xasprintf("%s:%s", secret_value(json_object_get(basic, "userName")),
+                         secret_value(json_object_get(basic, "password")));
+    if (pair) {
+        char *b64 = b64_encode((const unsigned char *)pair, strlen(pair));
+        char *hdr = xasprintf("Authorization: Basic %s", b64);
+        env_set(genv, "GIT_CONFIG_COUNT", "1");
+        env_set(genv, "GIT_CONFIG_KEY_0", "http.extraHeader");
+        env_set(genv, "GIT_CONFIG_VALUE_0", hdr);
+        OPENSSL_cleanse(pair, strlen(pair));
+        OPENSSL_cleanse(b64, strlen(b64));
+        OPENSSL_cleanse(hdr, strlen(hdr));
+        free(pair);
+        free(b64);
+        free(hdr);
+    }
+    const char *key = ssh ? secret_value(json_object_get(ssh, "sshPrivateKey")) : NULL;
+    if (!key || !*key)
+        return true;
+    char path[4200], askpass[4200];
+    snprintf(path, sizeof(path), "%s/ssh-key", work);
+    snprintf(askpass, sizeof(askpass), "%s/ssh-askpass", work);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return false;
+    size_t len = strlen(key);
+    bool ok = write(fd, key, len) == (ssize_t)len && (key[len - 1] == '\n' || write(fd, "\n", 1) == 1);
+    ok = close(fd) == 0 && ok;
+    const char *pass = secret_value(json_object_get(ssh, "password"));
+    if (ok && pass && *pass) {
+        /* ssh asks the askpass program for the passphrase; it prints it from the environment. */
+        fd = open(askpass, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0700);
+        static const char script[] = "#!/bin/sh\nprintf '%s\\n' \"$PULUMI_STATE_SSH_PASSPHRASE\"\n";
+        ok = fd >= 0 && write(fd, script, sizeof(script) - 1) == (ssize_t)(sizeof(script) - 1);
+        ok = fd >= 0 && close(fd) == 0 && ok;
+        env_set(genv, "PULUMI_STATE_SSH_PASSPHRASE", pass);
+        env_set(genv, "SSH_ASKPASS", askpass);
+        env_set(genv, "SSH_ASKPASS_REQUIRE", "force");
+        env_set(genv, "DISPLAY", ":0");
+    }
+    char *cmd = xasprintf("ssh -i '%s' -o IdentitiesOnly=yes -o StrictHostKeyChecking=accept-new%s", path,
+                          pass && *pass ? "" : " -o BatchMode=yes");
+    env_set(genv, "GIT_SSH_COMMAND", cmd);
+    free(cmd);
+    return ok;
+}
+
 /* Run job to its end; the deployment's final status. */
 static void run_job(const Config *cfg, const char *agent, DeployJob *job)
 {
@@ -341,23 +407,21 @@ static void run_job(const Config *cfg, const char *agent, DeployJob *job)
         if (json_is_string(v))
             env_set(&env, k, json_string_value(v));
     }
-    /* Git credentials by configuration in the environment, never on the command line. */
-    const char *gtoken = json_string_value(json_object_get(json_object_get(job->git_auth, "accessToken"), "secret"));
-    if (!gtoken)
-        gtoken = json_string_value(json_object_get(job->git_auth, "accessToken"));
-    if (gtoken) {
-        char *basic = xasprintf("x-access-token:%s", gtoken);
-        char *b64 = b64_encode((const unsigned char *)basic, strlen(basic));
-        char *hdr = xasprintf("Authorization: Basic %s", b64);
-        env_set(&env, "GIT_CONFIG_COUNT", "1");
-        env_set(&env, "GIT_CONFIG_KEY_0", "http.extraHeader");
-        env_set(&env, "GIT_CONFIG_VALUE_0", hdr);
-        OPENSSL_cleanse(basic, strlen(basic));
-        free(basic);
-        free(b64);
-        free(hdr);
-    }
+    /* The clone alone gets the git credentials (the later steps and the program do not). */
     env_set(&env, "GIT_TERMINAL_PROMPT", "0");
+    Env genv = {0};
+    for (int g = 0; g < env.n; g++) {
+        char *eq = strchr(env.v[g], '=');
+        char *name = xstrndup(env.v[g], (size_t)(eq - env.v[g]));
+        env_set(&genv, name, eq + 1);
+        free(name);
+    }
+    if (!git_credentials(job->git_auth, work, &genv)) {
+        say(&r, "[pulumi-state-agent] the git credentials could not be set up");
+        reason = "the git credentials could not be set up";
+        env_free(&genv);
+        goto done;
+    }
     say(&r, "[pulumi-state-agent] deployment %s (#%d): pulumi %s of %s on agent %s", job->id, job->version,
         job->operation, full, agent);
     int rc;
@@ -365,19 +429,25 @@ static void run_job(const Config *cfg, const char *agent, DeployJob *job)
         char *init[] = {"git", "init", "-q", src, NULL};
         char *fetch[] = {"git", "-C", src, "fetch", "-q", "--depth", "1", "--", job->repo_url, job->commit, NULL};
         char *co[] = {"git", "-C", src, "checkout", "-q", "FETCH_HEAD", NULL};
-        rc = run_step(&r, "Get source", init, work, &env);
+        rc = run_step(&r, "Get source", init, work, &genv);
         if (rc == 0)
-            rc = run_step(&r, "Get source", fetch, work, &env);
+            rc = run_step(&r, "Get source", fetch, work, &genv);
         if (rc == 0)
-            rc = run_step(&r, "Get source", co, work, &env);
+            rc = run_step(&r, "Get source", co, work, &genv);
     } else if (*job->branch) {
         const char *b = !strncmp(job->branch, "refs/heads/", 11) ? job->branch + 11 : job->branch;
         char *clone[] = {"git", "clone", "-q", "--depth", "1", "--branch", (char *)b, "--", job->repo_url, src, NULL};
-        rc = run_step(&r, "Get source", clone, work, &env);
+        rc = run_step(&r, "Get source", clone, work, &genv);
     } else {
         char *clone[] = {"git", "clone", "-q", "--depth", "1", "--", job->repo_url, src, NULL};
-        rc = run_step(&r, "Get source", clone, work, &env);
+        rc = run_step(&r, "Get source", clone, work, &genv);
     }
+    env_free(&genv);
+    char keyfile[4300];
+    snprintf(keyfile, sizeof(keyfile), "%s/ssh-key", work);
+    unlink(keyfile); /* the program that runs next does not get the key */
+    snprintf(keyfile, sizeof(keyfile), "%s/ssh-askpass", work);
+    unlink(keyfile);
     if (rc != 0) {
         say(&r, "[pulumi-state-agent] the repository %s could not be cloned (exit %d)", job->repo_url, rc);
         reason = "the repository could not be cloned";
@@ -510,7 +580,8 @@ int main(int argc, char **argv)
             PGresult *lk =
                 db_exec(db, "SELECT pg_try_advisory_lock(hashtextextended('pulumi-state:sweep', 0))", 0, NULL, false);
             if (lk && PQgetvalue(lk, 0, 0)[0] == 't') {
-                if (deploy_rescue(db, cfg.agent_dead_after) < 0 || update_reap_expired(db) < 0)
+                if (deploy_rescue(db, cfg.agent_dead_after) < 0 || deploy_expire_queued(db, 7) < 0 ||
+                    update_reap_expired(db) < 0)
                     log_warn("the sweep failed; trying again later");
                 if (!db_run(db, "SELECT pg_advisory_unlock(hashtextextended('pulumi-state:sweep', 0))", 0, NULL))
                     log_warn("could not release the sweep lock");

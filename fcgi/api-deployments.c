@@ -28,22 +28,10 @@ void api_deploy_create(Ctx *c)
     render_buf(c, ok, &out, &e, 202);
 }
 
-static bool query_long(Ctx *c, const char *name, long def, long min, long max, long *out)
-{
-    char *v = ctx_query(c, name);
-    long long n = def;
-    bool ok = !v || parse_int64(v, -1, min, max, &n);
-    free(v);
-    if (!ok)
-        reply_error(c, 400, "Bad Request: %s must be an integer between %ld and %ld", name, min, max);
-    *out = (long)n;
-    return ok;
-}
-
 void api_deploy_list(Ctx *c)
 {
     long page, size;
-    if (!query_long(c, "page", 1, 1, 1000000, &page) || !query_long(c, "pageSize", 10, 1, 100, &size))
+    if (!ctx_query_long(c, "page", 1, 1, 1000000, &page) || !ctx_query_long(c, "pageSize", 10, 1, 100, &size))
         return;
     StackRef ref = ctx_stack(c);
     Buf out;
@@ -82,8 +70,8 @@ void api_deploy_logs(Ctx *c)
         /* Step mode (pulumi deployment log --job --step). */
         free(job);
         long j, step, offset, count;
-        if (!query_long(c, "job", 0, 0, 0, &j) || !query_long(c, "step", 0, 0, 1000000, &step) ||
-            !query_long(c, "offset", 0, 0, 1LL << 40, &offset) || !query_long(c, "count", 100, 1, 499, &count))
+        if (!ctx_query_long(c, "job", 0, 0, 0, &j) || !ctx_query_long(c, "step", 0, 0, 1000000, &step) ||
+            !ctx_query_long(c, "offset", 0, 0, 1LL << 40, &offset) || !ctx_query_long(c, "count", 100, 1, 499, &count))
             return;
         StackRef ref = ctx_stack(c);
         Buf out;

@@ -66,4 +66,15 @@ void api_deploy_settings_set(Ctx *c);
 void api_deploy_settings_delete(Ctx *c);
 void api_deploy_settings_encrypt(Ctx *c);
 
+/* api-machines.c */
+void api_machine_register(Ctx *c);
+void api_machine_list(Ctx *c);
+void api_machine_get(Ctx *c);
+void api_machine_approve(Ctx *c);
+void api_machine_revoke(Ctx *c);
+void api_machine_lock(Ctx *c);
+void api_machine_unlock(Ctx *c);
+void api_machine_config(Ctx *c);
+void api_iso_verify(Ctx *c);
+
 #endif

@@ -62,6 +62,12 @@ static bool auth_user(Ctx *c)
                     role_name(c->route->role));
         return false;
     }
+    if ((c->route->flags & ROUTE_MACHINE) && c->scope && strcmp(c->scope, "*") != 0) {
+        reply_error(c, 403,
+                    "Forbidden: token '%s' is scoped to stacks (%.100s); the machine API needs an unscoped token",
+                    c->actor, c->scope);
+        return false;
+    }
     if ((c->route->flags & ROUTE_STACK) && !auth_scope_allows(c, c->captures[0], c->captures[1], c->captures[2])) {
         reply_error(c, 403, "Forbidden: stack '%.100s/%.100s/%.100s' is outside the scope of token '%s'",
                     c->captures[0], c->captures[1], c->captures[2], c->actor);

@@ -167,6 +167,10 @@ static void dispatch(Ctx *c, FCGX_Request *r)
     c->audit.org = c->ncaptures > 0 ? c->captures[0] : NULL;
     c->audit.project = c->ncaptures > 1 ? c->captures[1] : NULL;
     c->audit.stack = (c->route->flags & ROUTE_STACK) && c->ncaptures > 2 ? c->captures[2] : NULL;
+    if (c->route->flags & ROUTE_MACHINE) {
+        c->audit.org = c->audit.project = NULL;
+        c->audit.detail = c->ncaptures > 0 ? c->captures[0] : NULL;
+    }
     /* Who is calling is known before a byte of the body is read or inflated: a refused request
      * costs its headers and one indexed lookup, whatever its body. */
     bool authed = auth_request(c);

@@ -112,3 +112,15 @@ char *ctx_query(Ctx *c, const char *name)
     }
     return NULL;
 }
+
+bool ctx_query_long(Ctx *c, const char *name, long def, long min, long max, long *out)
+{
+    char *v = ctx_query(c, name);
+    long long n = def;
+    bool ok = !v || parse_int64(v, -1, min, max, &n);
+    free(v);
+    if (!ok)
+        reply_error(c, 400, "Bad Request: %s must be an integer between %ld and %ld", name, min, max);
+    *out = (long)n;
+    return ok;
+}

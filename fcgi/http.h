@@ -81,5 +81,7 @@ StackRef ctx_stack(const Ctx *c);
 json_t *ctx_json(Ctx *c);
 /* A query-string parameter, decoded (new), or NULL. */
 char *ctx_query(Ctx *c, const char *name);
+/* An integer query parameter in [min, max] (def when absent); on a bad one replies 400, false. */
+bool ctx_query_long(Ctx *c, const char *name, long def, long min, long max, long *out);
 
 #endif

@@ -10,8 +10,9 @@ struct Ctx;
 
 typedef enum { AUTH_NONE, AUTH_USER, AUTH_UPDATE } AuthKind;
 /* Route flags. */
-#define ROUTE_AUDIT 1 /* state-changing: write an audit row */
-#define ROUTE_STACK 2 /* captures 0..2 are org/project/stack */
+#define ROUTE_AUDIT 1   /* state-changing: write an audit row */
+#define ROUTE_STACK 2   /* captures 0..2 are org/project/stack */
+#define ROUTE_MACHINE 4 /* the machine API: capture 0 (if any) is a machine id; unscoped tokens only */
 
 typedef void (*Handler)(struct Ctx *c);
 

@@ -58,6 +58,24 @@ const Route api_routes[] = {
     {"DELETE", STACK "/deployments/:id/cancel", AUTH_USER, ROLE_WRITE, ROUTE_STACK | ROUTE_AUDIT, "deployment.cancel",
      api_deploy_cancel},
 
+    /* The machine attestation API (lib/machine.c). */
+    {"POST", "/api/v1/register", AUTH_USER, ROLE_WRITE, ROUTE_MACHINE | ROUTE_AUDIT, "machine.register",
+     api_machine_register},
+    {"GET", "/api/v1/machines", AUTH_USER, ROLE_READ, ROUTE_MACHINE, NULL, api_machine_list},
+    {"GET", "/api/v1/machines/:id", AUTH_USER, ROLE_READ, ROUTE_MACHINE, NULL, api_machine_get},
+    {"POST", "/api/v1/machines/:id/approve", AUTH_USER, ROLE_WRITE, ROUTE_MACHINE | ROUTE_AUDIT, "machine.approve",
+     api_machine_approve},
+    {"POST", "/api/v1/machines/:id/revoke", AUTH_USER, ROLE_ADMIN, ROUTE_MACHINE | ROUTE_AUDIT, "machine.revoke",
+     api_machine_revoke},
+    {"POST", "/api/v1/machines/:id/lock", AUTH_USER, ROLE_ADMIN, ROUTE_MACHINE | ROUTE_AUDIT, "machine.lock",
+     api_machine_lock},
+    {"POST", "/api/v1/machines/:id/unlock", AUTH_USER, ROLE_ADMIN, ROUTE_MACHINE | ROUTE_AUDIT, "machine.unlock",
+     api_machine_unlock},
+    /* The machine itself, with its one-time config token (Authorization: Bearer). */
+    {"GET", "/api/v1/machines/:id/config", AUTH_NONE, ROLE_READ, ROUTE_MACHINE | ROUTE_AUDIT, "machine.config",
+     api_machine_config},
+    {"POST", "/api/v1/iso/verify", AUTH_USER, ROLE_READ, ROUTE_MACHINE, NULL, api_iso_verify},
+
     /* The update lifecycle. */
     {"POST", STACK "/update|preview|refresh|destroy", AUTH_USER, ROLE_WRITE, ROUTE_STACK, NULL, api_create_update},
     {"POST", UPD, AUTH_USER, ROLE_WRITE, ROUTE_STACK | ROUTE_AUDIT, "update.start", api_start_update},

@@ -78,6 +78,10 @@ static const ConfigEntry entries[] = {
      "where each deployment's fresh temporary directory is made"},
     {"agent_pass_env", "PULUMI_STATE_AGENT_PASS_ENV", CF_STR, "PATH LANG TZ", OFF(agent_pass_env),
      "variables of the agent's environment passed on to deployments (space-separated names)"},
+    {"image_factory_url", "PULUMI_STATE_IMAGE_FACTORY_URL", CF_STR, "", OFF(image_factory_url),
+     "base URL of the boot images in machines' signed iso_url (default: public_url + /images)"},
+    {"iso_url_ttl", "PULUMI_STATE_ISO_URL_TTL", CF_INT, "604800", OFF(iso_url_ttl),
+     "seconds a machine's signed iso_url stays valid"},
 };
 
 static const ConfigEntry *find_entry(const char *name)

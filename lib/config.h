@@ -36,6 +36,8 @@ typedef struct Config {
     int agent_log_cap;
     char *agent_workdir;
     char *agent_pass_env;
+    char *image_factory_url; /* base of the machines' signed boot image URLs */
+    int iso_url_ttl;         /* seconds a signed image URL stays valid */
 } Config;
 
 /* Fill cfg with defaults, then the file at path (NULL: $PULUMI_STATE_CONFIG if set), then the

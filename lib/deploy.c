@@ -670,6 +670,29 @@ bool deploy_link_update(Db *db, const char *id)
                   1, p);
 }
 
+int deploy_expire_queued(Db *db, int days)
+{
+    char dbuf[16];
+    snprintf(dbuf, sizeof(dbuf), "%d", days);
+    DbParam p[] = {DB_TEXT(dbuf)};
+    PGresult *r = db_exec(db,
+                          "UPDATE extension_pulumi_state_deployments SET status = 'skipped', ended_at = now(), "
+                          "modified_at = now(), reason = 'queued for more than ' || $1 || ' days; it never ran' "
+                          "WHERE status = 'queued' AND created_at < now() - make_interval(days => $1::int) "
+                          "RETURNING id",
+                          1, p, false);
+    if (!r)
+        return -1;
+    int n = PQntuples(r);
+    for (int i = 0; i < n; i++) {
+        log_warn("deployment %s: queued for more than %d days; skipped", PQgetvalue(r, i, 0), days);
+        if (!db_notify(db, DEPLOY_CHANNEL_LOG, PQgetvalue(r, i, 0)))
+            log_warn("could not wake the readers of deployment %s", PQgetvalue(r, i, 0));
+    }
+    PQclear(r);
+    return n;
+}
+
 int deploy_rescue(Db *db, int dead_after)
 {
     char dbuf[16];
@@ -770,18 +793,23 @@ static bool walk_secrets(json_t *v, const unsigned char *key, const char *aad, b
     return true;
 }
 
-/* RFC 7386 merge patch of patch into target (both objects). */
-static void merge_patch(json_t *target, json_t *patch)
+/* RFC 7386 merge patch of patch into target (both objects). Inheriting (a deployment request
+ * over the saved settings), null, "" and [] mean "not given" and keep the saved value: the CLI sends
+ * "preRunCommands": null (or []) and "branch": "" for what it was not told. */
+static void merge_patch(json_t *target, json_t *patch, bool inherit)
 {
     const char *k;
     json_t *v;
     json_object_foreach(patch, k, v)
     {
         json_t *cur = json_object_get(target, k);
+        if (inherit && (json_is_null(v) || (json_is_string(v) && !*json_string_value(v)) ||
+                        (json_is_array(v) && json_array_size(v) == 0)))
+            continue;
         if (json_is_null(v))
             json_object_del(target, k);
         else if (json_is_object(v) && json_is_object(cur))
-            merge_patch(cur, v);
+            merge_patch(cur, v, inherit);
         else
             json_object_set_new(target, k, json_deep_copy(v));
     }
@@ -819,7 +847,7 @@ bool deploy_create(Db *db, const Config *cfg, const unsigned char *master, const
     } else if (!stack_data_key(s, master, NULL, key, e)) {
         ;
     } else {
-        merge_patch(settings, body);
+        merge_patch(settings, body, true);
         bool opened = walk_secrets(settings, key, s->id, false);
         OPENSSL_cleanse(key, sizeof(key));
         ok = opened ? create_from(db, cfg, master, ref, settings, actor, initiator, a, out, e)
@@ -861,7 +889,7 @@ bool deploy_settings_set(Db *db, const unsigned char *master, const StackRef *re
     }
     if (!settings)
         settings = json_object();
-    merge_patch(settings, body);
+    merge_patch(settings, body, false);
     if (!stack_data_key(s, master, NULL, key, e))
         goto out;
     bool sealed = walk_secrets(settings, key, s->id, true);

@@ -72,6 +72,10 @@ typedef struct DeployJob {
 } DeployJob;
 void deploy_job_free(DeployJob *j);
 
+/* Mark skipped the deployments queued longer than days (they never ran, as Pulumi Deployments
+ * does after 7 days). The number skipped, or -1 on a database error. */
+int deploy_expire_queued(Db *db, int days);
+
 /* Claim the oldest queued deployment whose stack has none running (FOR UPDATE SKIP LOCKED; a partial
  * unique index keeps it to one running per stack whatever the races): 1 claimed (*job filled, secrets
  * unsealed), 0 nothing to do, -1 error. */

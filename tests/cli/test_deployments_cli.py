@@ -4,6 +4,7 @@ original design's flow) and with `pulumi deployment run` from the real CLI."""
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -86,6 +87,14 @@ def wait_terminal(c, stack, did, timeout=300):
             return d
         time.sleep(0.2)
     raise AssertionError("deployment %s did not end" % did)
+
+
+def assert_succeeded(c, stack, did, timeout=300):
+    d = wait_terminal(c, stack, did, timeout)
+    if d["status"] != "succeeded":
+        raise AssertionError("deployment %s %s (%s):\n%s" % (did, d["status"], d.get("reason"), "".join(
+            l["line"] for l in read_logs(c, stack, did))[-4000:]))
+    return d
 
 
 def read_logs(c, stack, did):
@@ -226,7 +235,7 @@ def test_two_agents_ten_deployments_three_stacks(env):
             _, d, _, _ = api(c, "POST", stack + "/deployments", {"operation": "update", "source": {"repoURL": url}})
             ids.append((stack, d["id"]))
         for stack, did in ids:
-            assert wait_terminal(c, stack, did)["status"] == "succeeded"
+            assert_succeeded(c, stack, did)
         rows = c.pg.psql("SELECT stack_id, started_at, ended_at, agent FROM extension_pulumi_state_deployments d "
                          "JOIN extension_pulumi_state_stacks s ON s.id = d.stack_id WHERE s.project LIKE 'dmany%'")
         assert len(rows) == 10
@@ -273,3 +282,162 @@ def test_agent_killed_mid_deployment_is_failed_by_another(env):
     open(gate, "w").close()
     _, d, _, _ = api(c, "POST", stack + "/deployments", {"operation": "update", "source": {"repoURL": url}})
     assert wait_terminal(c, stack, d["id"])["status"] == "succeeded"
+
+
+def test_settings_edit_get_inherit_and_destroy_from_the_cli(env):
+    c, agent, repos = env
+    url = make_repo(repos, "settings", GOOD % {"project": "dset"})
+    stack = new_stack(c, "dset")
+    full = "%s/dset/dev" % ORG
+    cli = Cli(c.server.url, token=c.server.token)
+    try:
+        r = cli.run("deployment", "settings", "edit", "--stack", full, "--git-url", url, "--branch", "main",
+                    "--env", "PLAIN=visible-7a", "--secret-env", "SEKRIT=hush-c41d", "--pre-run-command",
+                    'test "${#SEKRIT}" = 9 && echo "pre $PLAIN secret-ok"', check=False)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "hush-c41d" not in r.stdout + r.stderr
+        r = cli.run("deployment", "settings", "get", "--stack", full, "--output", "json", check=False)
+        assert r.returncode == 0, r.stdout + r.stderr
+        got = json.loads(r.stdout)  # the CLI's own summary of what the server holds
+        assert got["source"]["repository"] == url and got["source"]["branch"] == "main"
+        assert sorted(got["environmentVariables"]) == ["PLAIN", "SEKRIT"]
+        assert "hush-c41d" not in r.stdout
+        raw = api(c, "GET", stack + "/deployments/settings")[1]
+        assert raw["operationContext"]["environmentVariables"]["PLAIN"] == "visible-7a"
+        assert "ciphertext" in raw["operationContext"]["environmentVariables"]["SEKRIT"]
+        # No URL, no branch: `deployment run` inherits the saved settings (its nulls keep them).
+        r = cli.run("deployment", "run", "update", "--stack", full, "--suppress-stream-logs=false", check=False)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "hush-c41d" not in r.stdout + r.stderr
+        _, lst, _, _ = api(c, "GET", stack + "/deployments")
+        did = lst["deployments"][0]["id"]
+        assert lst["deployments"][0]["status"] == "succeeded"
+        logs = read_logs(c, stack, did)
+        assert any("pre visible-7a secret-ok" in l["line"] for l in logs), "".join(
+            (l.get("header", "") + "| " + l["line"]) for l in logs)
+        r = cli.run("deployment", "settings", "edit", "--stack", full, "--remove-env", "PLAIN", check=False)
+        assert r.returncode == 0, r.stdout + r.stderr
+        _, got, _, _ = api(c, "GET", stack + "/deployments/settings")
+        assert "PLAIN" not in got["operationContext"]["environmentVariables"]
+        assert "SEKRIT" in got["operationContext"]["environmentVariables"]
+        for table in ("deployment_settings", "audit", "deployment_logs", "deployments"):
+            rows = c.pg.psql("SELECT count(*) FROM extension_pulumi_state_%s t WHERE t::text LIKE '%%hush-c41d%%'"
+                             % table)
+            assert rows == [["0"]], table
+        r = cli.run("deployment", "settings", "destroy", "--stack", full, "--yes", check=False)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert api(c, "GET", stack + "/deployments/settings")[0] == 404
+    finally:
+        cli.cleanup()
+
+
+def cmdlines():
+    """Every process's command line on this machine (what `ps` shows)."""
+    out = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open("/proc/%s/cmdline" % pid, "rb") as f:
+                    out.append(f.read().replace(b"\0", b" ").decode(errors="replace"))
+            except OSError:
+                pass
+    return out
+
+
+def test_secrets_stay_off_command_lines_and_cli_cancel_of_a_running_deployment(env):
+    c, agent, repos = env
+    url = make_repo(repos, "pscheck", GOOD % {"project": "dps"})
+    stack = new_stack(c, "dps")
+    gate = os.path.join(repos, "pscheck-never")
+    secrets = ("env-secret-5be1", "git-token-08d3")
+    _, d, raw, _ = api(c, "POST", stack + "/deployments", {
+        "operation": "update",
+        "sourceContext": {"git": {"repoUrl": url, "branch": "main",
+                                  "gitAuth": {"accessToken": {"secret": secrets[1]}}}},
+        "operationContext": {"environmentVariables": {"TOKEN": {"secret": secrets[0]}},
+                             "preRunCommands": ["echo hold; while [ ! -e %s ]; do sleep 0.1; done" % gate]}})
+    assert not any(s in raw.decode() for s in secrets)
+    harness.wait_until(lambda: any("hold" in l["line"] for l in read_logs_now(c, stack, d["id"])),
+                       "the deployment to run", timeout=120)
+    lines = cmdlines()
+    assert any(gate in l for l in lines)  # the pre-run command is there to be seen
+    assert not [l for l in lines if any(s in l for s in secrets)]
+    cli = Cli(c.server.url, token=c.server.token)
+    try:
+        r = cli.run("deployment", "cancel", d["id"], "--yes", "--stack", "%s/dps/dev" % ORG, check=False)
+        assert r.returncode == 0, r.stdout + r.stderr
+        done = wait_terminal(c, stack, d["id"])
+        assert done["status"] == "cancelled"
+        logs = read_logs(c, stack, d["id"])
+        assert not any(s in l["line"] for l in logs for s in secrets)
+        for path in ("", "/" + d["id"], "/" + d["id"] + "/updates"):
+            assert not any(s in api(c, "GET", stack + "/deployments" + path)[2].decode() for s in secrets)
+        for table in ("audit", "deployment_logs", "deployments"):
+            rows = c.pg.psql("SELECT count(*) FROM extension_pulumi_state_%s t WHERE t::text LIKE '%%%s%%' OR "
+                             "t::text LIKE '%%%s%%'" % ((table,) + secrets))
+            assert rows == [["0"]], table
+        # The stack is free: the next deployment runs.
+        _, d, _, _ = api(c, "POST", stack + "/deployments", {"operation": "update", "source": {"repoURL": url}})
+        assert wait_terminal(c, stack, d["id"])["status"] == "succeeded"
+    finally:
+        cli.cleanup()
+
+
+def read_logs_now(c, stack, did):
+    return api(c, "GET", stack + "/deployments/%s/logs" % did)[1]["lines"]
+
+
+def test_sigterm_lets_running_finish_stops_claiming_then_cancels_past_the_grace(env):
+    c, agent, repos = env
+    url = make_repo(repos, "grace", GOOD % {"project": "dgrace"})
+    stack = new_stack(c, "dgrace")
+    gate = os.path.join(repos, "grace-open")
+    hold = {"preRunCommands": ["echo hold; while [ ! -e %s ]; do sleep 0.1; done" % gate]}
+    agent.stop()
+    patient = harness.Agent(c.server, path_dirs=[cli_dir()], jobs=1,
+                            extra={"PULUMI_STATE_AGENT_STOP_GRACE": "600"}).start()
+    try:
+        _, first, _, _ = api(c, "POST", stack + "/deployments",
+                             {"operation": "update", "source": {"repoURL": url}, "operationContext": hold})
+        harness.wait_until(lambda: any("hold" in l["line"] for l in read_logs_now(c, stack, first["id"])),
+                           "the deployment to run", timeout=120)
+        patient.proc.send_signal(signal.SIGTERM)
+        harness.wait_until(lambda: "stopping: 1 deployments may run" in patient.logs(), "the agent to stop claiming")
+        _, second, _, _ = api(c, "POST", stack + "/deployments", {"operation": "update", "source": {"repoURL": url}})
+        open(gate, "w").close()
+        assert patient.proc.wait(timeout=300) == 0
+        assert api(c, "GET", stack + "/deployments/" + first["id"])[1]["status"] == "succeeded"
+        assert api(c, "GET", stack + "/deployments/" + second["id"])[1]["status"] == "queued"
+        os.unlink(gate)
+        hasty = harness.Agent(c.server, path_dirs=[cli_dir()], jobs=1,
+                              extra={"PULUMI_STATE_AGENT_STOP_GRACE": "1"}).start()
+        assert wait_terminal(c, stack, second["id"])["status"] == "succeeded"
+        _, third, _, _ = api(c, "POST", stack + "/deployments",
+                             {"operation": "update", "source": {"repoURL": url}, "operationContext": hold})
+        harness.wait_until(lambda: any("hold" in l["line"] for l in read_logs_now(c, stack, third["id"])),
+                           "the deployment to run", timeout=120)
+        hasty.proc.send_signal(signal.SIGTERM)
+        assert hasty.proc.wait(timeout=300) == 0
+        assert api(c, "GET", stack + "/deployments/" + third["id"])[1]["status"] == "cancelled"
+    finally:
+        agent.start()
+    _, d, _, _ = api(c, "POST", stack + "/deployments", {"operation": "update", "source": {"repoURL": url}})
+    assert wait_terminal(c, stack, d["id"])["status"] == "succeeded"
+
+
+def test_queued_for_more_than_seven_days_is_skipped(env):
+    c, agent, repos = env
+    stack = new_stack(c, "dstale")
+    # A queue entry from before an outage: its stack has a running deployment, so it waits.
+    url = make_repo(repos, "stale", GOOD % {"project": "dstale"})
+    c.pg.psql("INSERT INTO extension_pulumi_state_deployments (id, stack_id, version, operation, status, source, "
+              "created_at, heartbeat_at, started_at, agent) SELECT gen_random_uuid(), s.id, 1, 'update', 'running', "
+              "'{}'::jsonb, now(), now() + interval '1 day', now(), 'elsewhere' FROM extension_pulumi_state_stacks s "
+              "WHERE s.project = 'dstale'")
+    _, d, _, _ = api(c, "POST", stack + "/deployments", {"operation": "update", "source": {"repoURL": url}})
+    c.pg.psql("UPDATE extension_pulumi_state_deployments SET created_at = now() - interval '8 days' WHERE id = '%s'"
+              % d["id"])
+    done = wait_terminal(c, stack, d["id"])
+    assert done["status"] == "skipped" and "never ran" in done["reason"]
+    assert done["jobs"][0]["status"] == "skipped"
+    read_logs(c, stack, d["id"])  # ends: a skipped deployment is terminal for log readers too
