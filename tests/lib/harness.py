@@ -240,7 +240,7 @@ class Server:
 class Agent:
     """A pulumi-state-agent of server's, its settings as environment, stopped by its pid."""
 
-    def __init__(self, server, path_dirs=(), jobs=2, heartbeat=1, dead_after=4, extra=None):
+    def __init__(self, server, path_dirs=(), jobs=2, heartbeat=1, dead_after=10, extra=None):
         self.server = server
         n = len([f for f in os.listdir(server.dir) if f.startswith("agent-")])
         self.log = os.path.join(server.dir, "agent-%d.log" % n)
