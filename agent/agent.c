@@ -527,6 +527,7 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cfg.log_level, "debug"))
         log_set_level(LOG_DEBUG);
+    log_set_json(!strcmp(cfg.log_format, "json"));
     if (!crypto_load_key(cfg.master_key, cfg.master_key_file, master, NULL)) {
         fprintf(stderr, "pulumi-state-agent: a master key is required (PULUMI_STATE_MASTER_KEY[_FILE])\n");
         return 1;

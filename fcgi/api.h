@@ -66,6 +66,11 @@ void api_deploy_settings_set(Ctx *c);
 void api_deploy_settings_delete(Ctx *c);
 void api_deploy_settings_encrypt(Ctx *c);
 
+/* api-ops.c */
+void api_healthz(Ctx *c);
+void api_readyz(Ctx *c);
+void api_metrics(Ctx *c);
+
 /* api-machines.c */
 void api_machine_register(Ctx *c);
 void api_machine_list(Ctx *c);

@@ -22,6 +22,7 @@
 #include "fastcgi.h"
 #include "gzip.h"
 #include "http.h"
+#include "metrics.h"
 #include "router.h"
 
 static pthread_mutex_t accept_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -158,7 +159,7 @@ static void dispatch(Ctx *c, FCGX_Request *r)
     for (int i = 0; i < c->ncaptures; i++)
         c->captures[i] = xstrdup(c->captures[i]);
     router_free_segs(segs, nsegs);
-    if (!db_ensure(c->db)) {
+    if (!(c->route->flags & ROUTE_NODB) && !db_ensure(c->db)) {
         reply_error(c, 503, "Service Unavailable: the database is unreachable (request id %s)", c->request_id);
         return;
     }
@@ -246,7 +247,7 @@ static void serve(Worker *w, FCGX_Request *r)
     dispatch(&c, r);
     if (!c.status)
         reply_internal(&c);
-    if (c.status >= 500 && w->db->lost) {
+    if (c.status >= 500 && w->db->lost && !(c.route && (c.route->flags & ROUTE_NODB))) {
         /* The database went away during the request (and came back too late, or not at all): what
          * the request did was rolled back, so the client may simply send it again. */
         log_warn("the database connection was lost during the request; answering 503");
@@ -268,8 +269,10 @@ static void serve(Worker *w, FCGX_Request *r)
     if (strcmp(c.method, "HEAD") != 0 && c.out.len)
         FCGX_PutStr(c.out.data, (int)c.out.len, r->out);
     double ms = mono_ms() - t0;
-    log_msg(c.status >= 500 ? LOG_WARN : LOG_DEBUG, "%s %s -> %d (%.2f ms, db %.2f ms)", c.method,
-            c.path ? c.path : "?", c.status, ms, w->db->wait_ms);
+    metrics_observe(metrics_classify(c.route ? c.route->pattern : NULL), c.status, ms, w->db->wait_ms);
+    bool slow = w->cfg->slow_request_ms > 0 && ms >= w->cfg->slow_request_ms;
+    log_msg(c.status >= 500 || slow ? LOG_WARN : LOG_DEBUG, "%s%s %s -> %d (%.2f ms, db %.2f ms)",
+            slow ? "slow request: " : "", c.method, c.path ? c.path : "?", c.status, ms, w->db->wait_ms);
     ctx_free(&c);
     log_set_context(NULL);
 }

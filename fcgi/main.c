@@ -37,6 +37,7 @@
 #include "crypto.h"
 #include "fastcgi.h"
 #include "http.h"
+#include "metrics.h"
 #include "migrate.h"
 
 /* Check the schema is current and the master key (or, during a rotation, the old one) matches
@@ -103,6 +104,10 @@ int main(int argc, char **argv)
         log_set_level(LOG_WARN);
     else if (!strcmp(cfg.log_level, "error"))
         log_set_level(LOG_ERROR);
+    log_set_json(!strcmp(cfg.log_format, "json"));
+    char *segment = *cfg.metrics_shm ? xstrdup(cfg.metrics_shm) : metrics_default_name(cfg.database, cfg.base_path);
+    metrics_open(segment);
+    free(segment);
     if (!*cfg.operator_token) {
         fprintf(stderr, "pulumi-state-fcgi: ITL_PULUMI_TOKEN is required: set the operator token in the "
                         "environment (or operator_token in the config file)\n");

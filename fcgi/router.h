@@ -13,6 +13,7 @@ typedef enum { AUTH_NONE, AUTH_USER, AUTH_UPDATE } AuthKind;
 #define ROUTE_AUDIT 1   /* state-changing: write an audit row */
 #define ROUTE_STACK 2   /* captures 0..2 are org/project/stack */
 #define ROUTE_MACHINE 4 /* the machine API: capture 0 (if any) is a machine id; unscoped tokens only */
+#define ROUTE_NODB 8    /* answers without the database being reachable first */
 
 typedef void (*Handler)(struct Ctx *c);
 

@@ -7,6 +7,11 @@
 
 /* First match wins: literal routes come before the ones with a capture in the same place. */
 const Route api_routes[] = {
+    /* Operations, without authentication (api-ops.c). */
+    {"GET", "/healthz", AUTH_NONE, ROLE_READ, ROUTE_NODB, NULL, api_healthz},
+    {"GET", "/readyz", AUTH_NONE, ROLE_READ, ROUTE_NODB, NULL, api_readyz},
+    {"GET", "/metrics", AUTH_NONE, ROLE_READ, ROUTE_NODB, NULL, api_metrics},
+
     {"GET", "/api/user", AUTH_USER, ROLE_READ, 0, NULL, api_get_user},
     {"GET", "/api/user/organizations/default", AUTH_USER, ROLE_READ, 0, NULL, api_get_default_org},
     {"GET", "/api/capabilities", AUTH_USER, ROLE_READ, 0, NULL, api_get_capabilities},

@@ -82,6 +82,13 @@ static const ConfigEntry entries[] = {
      "base URL of the boot images in machines' signed iso_url (default: public_url + /images)"},
     {"iso_url_ttl", "PULUMI_STATE_ISO_URL_TTL", CF_INT, "604800", OFF(iso_url_ttl),
      "seconds a machine's signed iso_url stays valid"},
+    {"log_format", "PULUMI_STATE_LOG_FORMAT", CF_STR, "text", OFF(log_format),
+     "text, or json: one object per line with the request id"},
+    {"slow_request_ms", "PULUMI_STATE_SLOW_REQUEST_MS", CF_INT, "2000", OFF(slow_request_ms),
+     "log requests that take at least this long as warnings (0 = off)"},
+    {"metrics_shm", "PULUMI_STATE_METRICS_SHM", CF_STR, "", OFF(metrics_shm),
+     "shared memory segment the workers of a host count requests in (default: one per database and base path; "
+     "off = each process alone)"},
 };
 
 static const ConfigEntry *find_entry(const char *name)

@@ -38,6 +38,9 @@ typedef struct Config {
     char *agent_pass_env;
     char *image_factory_url; /* base of the machines' signed boot image URLs */
     int iso_url_ttl;         /* seconds a signed image URL stays valid */
+    char *log_format;        /* text or json */
+    int slow_request_ms;     /* log requests slower than this (0 = off) */
+    char *metrics_shm;       /* shared memory segment of the request metrics; off = per process */
 } Config;
 
 /* Fill cfg with defaults, then the file at path (NULL: $PULUMI_STATE_CONFIG if set), then the

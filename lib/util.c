@@ -149,6 +149,28 @@ void log_set_program(const char *name)
     log_program = name;
 }
 
+static bool log_json;
+
+void log_set_json(bool on)
+{
+    log_json = on;
+}
+
+/* s as the inside of a JSON string. */
+static void json_escape_to(FILE *f, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(f, "\\%c", *p);
+        else if (*p == '\n')
+            fputs("\\n", f);
+        else if (*p < 0x20 || *p == 0x7f)
+            fprintf(f, "\\u%04x", *p);
+        else
+            fputc(*p, f);
+    }
+}
+
 /* The context of what this thread is doing (a request id, a deployment id), set once per unit of
  * work, so every line logged from anywhere below carries it. */
 static __thread char log_context[64];
@@ -176,6 +198,25 @@ void log_msg(LogLevel level, const char *fmt, ...)
     strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
     va_list ap;
     va_start(ap, fmt);
+    if (log_json) {
+        char msg[2048];
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        pthread_mutex_lock(&log_lock);
+        fprintf(stderr, "{\"time\":\"%s.%03ldZ\",\"level\":\"%s\",\"program\":\"%s\",\"pid\":%d,", when,
+                ts.tv_nsec / 1000000, names[level], log_program, (int)getpid());
+        if (log_context[0]) {
+            fputs("\"context\":\"", stderr);
+            json_escape_to(stderr, log_context);
+            fputs("\",", stderr);
+        }
+        fputs("\"message\":\"", stderr);
+        json_escape_to(stderr, msg);
+        fputs("\"}\n", stderr);
+        fflush(stderr);
+        pthread_mutex_unlock(&log_lock);
+        return;
+    }
     pthread_mutex_lock(&log_lock);
     fprintf(stderr, "%s.%03ldZ %s[%d] %s: ", when, ts.tv_nsec / 1000000, log_program, (int)getpid(), names[level]);
     if (log_context[0])

@@ -33,6 +33,8 @@ void buf_free(Buf *b);
 typedef enum { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR } LogLevel;
 void log_set_level(LogLevel level);
 void log_set_program(const char *name);
+/* One JSON object per line ({time, level, program, pid, context?, message}) instead of text. */
+void log_set_json(bool on);
 /* This thread's log context (a request id, a deployment id; "" or NULL clears it): every line the
  * thread logs from then on starts with "[context] ". */
 void log_set_context(const char *id);

@@ -52,7 +52,10 @@ class Postgres:
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kw)
 
     def start(self):
-        self._as_pg(PG_BIN + "/initdb", "-D", self.data, "-A", "trust", "--nosync", "-U", "postgres", "-E", "UTF8")
+        """Create the cluster (the first time) and start it; after stop() it starts again as it was."""
+        if not os.path.exists(os.path.join(self.data, "PG_VERSION")):
+            self._as_pg(PG_BIN + "/initdb", "-D", self.data, "-A", "trust", "--nosync", "-U", "postgres", "-E",
+                        "UTF8")
         opts = ("-k %s -p %d -c listen_addresses='' -c fsync=off -c synchronous_commit=off "
                 "-c full_page_writes=off -c max_connections=200" % (self.dir, self.port))
         try:
@@ -118,6 +121,7 @@ class Server:
         self.token = "op-" + secrets.token_hex(16)
         self.master_key = secrets.token_hex(32)
         self.base_path = base_path
+        self.metrics_shm = "/pulumi-state-test-%d" % self.port  # removed by stop()
         self.settings = dict(settings or {})
         self.proc = None
         self.dir = os.path.join(base, "web")
@@ -138,6 +142,7 @@ class Server:
             "PULUMI_STATE_THREADS": str(self.threads),
             "PULUMI_STATE_BASE_PATH": self.base_path,
             "PULUMI_STATE_PUBLIC_URL": self.url,
+            "PULUMI_STATE_METRICS_SHM": self.metrics_shm,
             "ASAN_OPTIONS": "log_path=%s/asan:detect_leaks=1:abort_on_error=0" % self.asan_dir,
             "UBSAN_OPTIONS": "print_stacktrace=1:log_path=%s/ubsan" % self.asan_dir,
             "TSAN_OPTIONS": "log_path=%s/tsan:halt_on_error=0:second_deadlock_stack=1" % self.asan_dir,
@@ -155,7 +160,7 @@ class Server:
         conf = open(os.path.join(ROOT, "conf", "lighttpd.conf.in")).read()
         conf = (conf.replace("@PORT@", str(self.port)).replace("@DIR@", self.dir)
                 .replace("@FCGI_BIN@", os.path.join(self.bindir, "pulumi-state-fcgi"))
-                .replace("@PROCS@", str(self.procs)).replace("@PREFIX@", (self.base_path or "") + "/api/")
+                .replace("@PROCS@", str(self.procs)).replace("@PREFIX@", (self.base_path or "") + "/")
                 .replace("@ENV@", env))
         path = os.path.join(self.dir, "lighttpd.conf")
         with open(path, "w") as f:
@@ -208,6 +213,10 @@ class Server:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+        try:
+            os.unlink("/dev/shm" + self.metrics_shm)
+        except OSError:
+            pass
 
     def request(self, method, path, body=None, token=None, headers=None, raw=None, auth=None):
         """One HTTP call; returns (status, parsed JSON or None, raw bytes, headers)."""
