@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <ctype.h>
+#include <errno.h>
+#include <unistd.h>
 #include <openssl/crypto.h>
 
 #include "config.h"
@@ -333,6 +335,9 @@ typedef int (*CommandFn)(const Config *cfg, int argc, char **argv, int i);
 
 /* The commands: name (one or two words), whether it needs the configuration (and database), the
  * handler (argv[i] is the first argument after the name), and its usage line. */
+/* The -c file, for the commands that load the configuration themselves. */
+static const char *check_config_path;
+
 typedef struct Command {
     const char *name;
     bool needs_config;
@@ -366,6 +371,87 @@ static int cmd_config_reference(const Config *cfg, int argc, char **argv, int i)
     return 0;
 }
 
+/* One key setting: absent (fine unless required), loads, or a clear problem. */
+static bool check_key(const char *what, const char *value, const char *file, bool required,
+                      unsigned char key[CRYPTO_KEY_LEN], bool *have, Buf *problems)
+{
+    bool given = false;
+    *have = crypto_load_key(value, file, key, &given);
+    if (*have)
+        return true;
+    if (!given) {
+        if (required)
+            buf_printf(problems, "no %s: set PULUMI_STATE_MASTER_KEY or PULUMI_STATE_MASTER_KEY_FILE (gen-key)\n",
+                       what);
+        return !required;
+    }
+    if (*file && access(file, R_OK) != 0)
+        buf_printf(problems, "the %s file %s cannot be read: %s\n", what, file, strerror(errno));
+    else
+        buf_printf(problems, "the %s is not a key (64 hex digits or base64 of 32 bytes)\n", what);
+    return false;
+}
+
+/* check-config: everything a worker or an agent would refuse at start, and what would quietly not
+ * work, said at once before a deploy. */
+static int cmd_check_config(const Config *unused, int argc, char **argv, int i)
+{
+    (void)unused, (void)argc, (void)argv, (void)i;
+    const char *path = check_config_path;
+    Config cfg;
+    Buf problems;
+    buf_init(&problems);
+    config_check(&cfg, path, &problems);
+    if (!*cfg.operator_token)
+        buf_puts(&problems, "no operator token: set ITL_PULUMI_TOKEN (or operator_token)\n");
+    unsigned char master[CRYPTO_KEY_LEN], old[CRYPTO_KEY_LEN];
+    bool have_master = false, have_old = false;
+    check_key("master key", cfg.master_key, cfg.master_key_file, true, master, &have_master, &problems);
+    check_key("old master key", cfg.old_master_key, cfg.old_master_key_file, false, old, &have_old, &problems);
+    if (!*cfg.public_url)
+        printf("note: public_url is not set: deployments' consoleUrl and machines' config_url are relative, and "
+               "the deploy agent will not start\n");
+    Db *db = db_open(cfg.database);
+    if (!db) {
+        buf_puts(&problems, "the database is unreachable with the configured conninfo\n");
+    } else {
+        printf("ok: the database answers\n");
+        int cur = migrate_current(db);
+        if (cur != migrate_latest())
+            buf_printf(&problems, "the schema is at %d, this build needs %d: run pulumi-state-admin migrate\n", cur,
+                       migrate_latest());
+        else
+            printf("ok: the schema is current (%d)\n", cur);
+        PGresult *r =
+            db_exec(db, "SELECT value FROM extension_pulumi_state_schema WHERE name = 'canary'", 0, NULL, false);
+        if (r && PQntuples(r) == 1 && have_master) {
+            if (crypto_canary_check(master, PQgetvalue(r, 0, 0)) ||
+                (have_old && crypto_canary_check(old, PQgetvalue(r, 0, 0))))
+                printf("ok: the master key matches the database\n");
+            else
+                buf_puts(&problems, "the master key does not match this database (canary); the workers refuse it\n");
+        } else if (r && PQntuples(r) == 0) {
+            printf("note: no canary yet: the first worker to start records it\n");
+        }
+        PQclear(r);
+        db_close(db);
+    }
+    OPENSSL_cleanse(master, sizeof(master));
+    OPENSSL_cleanse(old, sizeof(old));
+    int n = 0;
+    for (size_t k = 0; k < problems.len; k++)
+        n += problems.data[k] == '\n';
+    if (n)
+        printf("%.*s", (int)problems.len, problems.data);
+    if (n)
+        printf("%d problem%s\n", n, n == 1 ? "" : "s");
+    else
+        printf("the configuration is good\n");
+    buf_free(&problems);
+    config_free(&cfg);
+    return n ? 1 : 0;
+}
+
 static const Command commands[] = {
     {"migrate", true, cmd_migrate_fn, "", "apply pending schema migrations (safe to run concurrently)"},
     {"schema-version", true, cmd_schema_version_fn, "", "print the applied and the latest schema version"},
@@ -380,6 +466,8 @@ static const Command commands[] = {
     {"reap-leases", true, cmd_reap_leases, "", "end every update whose lease has expired (keeping what it recorded)"},
     {"audit", true, cmd_audit, "[--since TIMESTAMP] [--stack ORG/PROJECT/STACK] [--limit N]", "print the audit trail"},
     {"config-reference", false, cmd_config_reference, "", "print the settings table (Markdown)"},
+    {"check-config", false, cmd_check_config, "",
+     "check the config file and environment: unknown or bad settings, keys, the database, the schema, the canary"},
     {NULL, false, NULL, NULL, NULL},
 };
 
@@ -428,6 +516,7 @@ int main(int argc, char **argv)
         printf("pulumi-state-admin %s\n", PACKAGE_VERSION);
         return 0;
     }
+    check_config_path = conf_path;
     int next = 0;
     const Command *cmd = find_command(argc, argv, i, &next);
     if (!cmd)

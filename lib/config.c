@@ -194,7 +194,9 @@ static char *trim(char *s)
     return s;
 }
 
-static bool load_file(Config *cfg, const char *path, char *err, size_t errlen)
+/* Read path into cfg. problems NULL: stop at the first error (in err); else note every error there,
+ * one per line, and go on. */
+static bool load_file(Config *cfg, const char *path, char *err, size_t errlen, Buf *problems)
 {
     FILE *f = fopen(path, "r");
     if (!f) {
@@ -212,6 +214,10 @@ static bool load_file(Config *cfg, const char *path, char *err, size_t errlen)
         char *eq = strchr(s, '=');
         if (!eq) {
             snprintf(err, errlen, "%s:%d: expected name = value", path, lineno);
+            if (problems) {
+                buf_printf(problems, "%s\n", err);
+                continue;
+            }
             ok = false;
             break;
         }
@@ -225,28 +231,19 @@ static bool load_file(Config *cfg, const char *path, char *err, size_t errlen)
         char inner[512];
         if (!config_set(cfg, name, value, inner, sizeof(inner))) {
             snprintf(err, errlen, "%s:%d: %s", path, lineno, inner);
-            ok = false;
+            if (problems)
+                buf_printf(problems, "%s\n", err);
+            else
+                ok = false;
         }
     }
     fclose(f);
     return ok;
 }
 
-bool config_load(Config *cfg, const char *path, char *err, size_t errlen)
+/* The rules between settings; the first broken one in err. */
+static bool validate(Config *cfg, char *err, size_t errlen)
 {
-    memset(cfg, 0, sizeof(*cfg));
-    for (size_t i = 0; i < sizeof(entries) / sizeof(entries[0]); i++)
-        if (!apply(cfg, &entries[i], entries[i].def, err, errlen))
-            return false;
-    if (!path || !*path)
-        path = getenv("PULUMI_STATE_CONFIG");
-    if (path && *path && !load_file(cfg, path, err, errlen))
-        return false;
-    for (size_t i = 0; i < sizeof(entries) / sizeof(entries[0]); i++) {
-        const char *v = getenv(entries[i].env);
-        if (v && !apply(cfg, &entries[i], v, err, errlen))
-            return false;
-    }
     if (cfg->threads < 1 || cfg->threads > 256) {
         snprintf(err, errlen, "threads must be between 1 and 256");
         return false;
@@ -255,12 +252,86 @@ bool config_load(Config *cfg, const char *path, char *err, size_t errlen)
         snprintf(err, errlen, "lease_ttl must be at least 5 seconds");
         return false;
     }
+    if (strcmp(cfg->log_level, "debug") && strcmp(cfg->log_level, "info") && strcmp(cfg->log_level, "warn") &&
+        strcmp(cfg->log_level, "error")) {
+        snprintf(err, errlen, "log_level must be debug, info, warn or error (not '%s')", cfg->log_level);
+        return false;
+    }
+    if (strcmp(cfg->log_format, "text") && strcmp(cfg->log_format, "json")) {
+        snprintf(err, errlen, "log_format must be text or json (not '%s')", cfg->log_format);
+        return false;
+    }
+    if (*cfg->public_url && strncmp(cfg->public_url, "http://", 7) && strncmp(cfg->public_url, "https://", 8)) {
+        snprintf(err, errlen, "public_url must start with http:// or https:// (not '%s')", cfg->public_url);
+        return false;
+    }
+    if (cfg->agent_jobs < 1 || cfg->agent_heartbeat < 1 || cfg->agent_dead_after <= 2 * cfg->agent_heartbeat) {
+        snprintf(err, errlen,
+                 "agent_jobs and agent_heartbeat must be at least 1, and agent_dead_after more than "
+                 "twice agent_heartbeat");
+        return false;
+    }
     if (cfg->list_page_size < 1)
         cfg->list_page_size = 1;
     size_t bl = strlen(cfg->base_path);
     while (bl > 0 && cfg->base_path[bl - 1] == '/')
         cfg->base_path[--bl] = '\0';
     return true;
+}
+
+/* Defaults, the file, the environment, then the rules; problems as in load_file. */
+static bool load(Config *cfg, const char *path, char *err, size_t errlen, Buf *problems)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    for (size_t i = 0; i < sizeof(entries) / sizeof(entries[0]); i++)
+        if (!apply(cfg, &entries[i], entries[i].def, err, errlen))
+            return false;
+    if (!path || !*path)
+        path = getenv("PULUMI_STATE_CONFIG");
+    if (path && *path && !load_file(cfg, path, err, errlen, problems))
+        return false;
+    for (size_t i = 0; i < sizeof(entries) / sizeof(entries[0]); i++) {
+        const char *v = getenv(entries[i].env);
+        if (v && !apply(cfg, &entries[i], v, err, errlen)) {
+            if (!problems)
+                return false;
+            buf_printf(problems, "environment %s: %s\n", entries[i].env, err);
+        }
+    }
+    if (!validate(cfg, err, errlen)) {
+        if (!problems)
+            return false;
+        buf_printf(problems, "%s\n", err);
+    }
+    return true;
+}
+
+bool config_load(Config *cfg, const char *path, char *err, size_t errlen)
+{
+    return load(cfg, path, err, errlen, NULL);
+}
+
+extern char **environ;
+
+bool config_check(Config *cfg, const char *path, Buf *problems)
+{
+    char err[512];
+    size_t before = problems->len;
+    if (!load(cfg, path, err, sizeof(err), problems))
+        buf_printf(problems, "%s\n", err);
+    /* A variable of ours that sets nothing is most likely a typo. */
+    for (char **e = environ; *e; e++) {
+        if (strncmp(*e, "PULUMI_STATE_", 13) != 0 && strncmp(*e, "ITL_PULUMI_", 11) != 0)
+            continue;
+        size_t n = strcspn(*e, "=");
+        bool known = n == strlen("PULUMI_STATE_CONFIG") && !strncmp(*e, "PULUMI_STATE_CONFIG", n);
+        for (size_t i = 0; !known && i < sizeof(entries) / sizeof(entries[0]); i++)
+            known = strlen(entries[i].env) == n && !strncmp(*e, entries[i].env, n);
+        if (!known)
+            buf_printf(problems, "environment %.*s: no such setting (see pulumi-state-admin config-reference)\n",
+                       (int)n, *e);
+    }
+    return problems->len == before;
 }
 
 void config_free(Config *cfg)

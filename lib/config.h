@@ -5,6 +5,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "util.h"
+
 typedef struct Config {
     char *database;       /* libpq conninfo; "" = PG* variables */
     char *operator_token; /* ITL_PULUMI_TOKEN */
@@ -46,6 +48,9 @@ typedef struct Config {
 /* Fill cfg with defaults, then the file at path (NULL: $PULUMI_STATE_CONFIG if set), then the
  * environment. On failure writes a message into err and returns false. */
 bool config_load(Config *cfg, const char *path, char *err, size_t errlen);
+/* Load like config_load, but note every problem (unknown settings in the file or the environment,
+ * bad values, broken rules) in problems, one per line, and go on. True when there was none. */
+bool config_check(Config *cfg, const char *path, Buf *problems);
 /* Apply one "name = value" setting (file syntax). */
 bool config_set(Config *cfg, const char *name, const char *value, char *err, size_t errlen);
 void config_free(Config *cfg);
