@@ -528,6 +528,10 @@ int main(int argc, char **argv)
     if (!strcmp(cfg.log_level, "debug"))
         log_set_level(LOG_DEBUG);
     log_set_json(!strcmp(cfg.log_format, "json"));
+    if (!log_set_file(cfg.log_file)) {
+        fprintf(stderr, "pulumi-state-agent: cannot open the log file %s\n", cfg.log_file);
+        return 1;
+    }
     if (!crypto_load_key(cfg.master_key, cfg.master_key_file, master, NULL)) {
         fprintf(stderr, "pulumi-state-agent: a master key is required (PULUMI_STATE_MASTER_KEY[_FILE])\n");
         return 1;

@@ -72,20 +72,48 @@ static bool read_body(Ctx *c, FCGX_Request *r)
         reply_error(c, 413, "Payload Too Large: the request body exceeds %lld bytes", c->cfg->max_body_bytes);
         return false;
     }
-    if (n == 0)
-        return true;
-    unsigned char *raw = xmalloc((size_t)n + 1);
-    long long got = 0;
-    while (got < n) {
-        int k = FCGX_GetStr((char *)raw + got, (int)((n - got) > (1 << 20) ? (1 << 20) : (n - got)), r->in);
-        if (k <= 0)
-            break;
-        got += k;
-    }
-    if (got != n) {
-        free(raw);
-        reply_error(c, 400, "Bad Request: the request body is shorter than its Content-Length");
-        return false;
+    unsigned char *raw;
+    if (!cl || !*cl) {
+        /* No Content-Length: a chunked body the front end passes on as it comes (Apache's
+         * mod_proxy_fcgi): read to the end of FCGI_STDIN, within the same limit. */
+        size_t cap = 64 * 1024, len = 0;
+        raw = xmalloc(cap + 1);
+        for (;;) {
+            if (len == cap) {
+                cap *= 2;
+                raw = xrealloc(raw, cap + 1);
+            }
+            int k = FCGX_GetStr((char *)raw + len, (int)(cap - len > (1 << 20) ? (1 << 20) : cap - len), r->in);
+            if (k <= 0)
+                break;
+            len += (size_t)k;
+            if ((long long)len > c->cfg->max_body_bytes) {
+                free(raw);
+                reply_error(c, 413, "Payload Too Large: the request body exceeds %lld bytes", c->cfg->max_body_bytes);
+                return false;
+            }
+        }
+        if (len == 0) {
+            free(raw);
+            return true;
+        }
+        n = (long long)len;
+    } else {
+        if (n == 0)
+            return true;
+        raw = xmalloc((size_t)n + 1);
+        long long got = 0;
+        while (got < n) {
+            int k = FCGX_GetStr((char *)raw + got, (int)((n - got) > (1 << 20) ? (1 << 20) : (n - got)), r->in);
+            if (k <= 0)
+                break;
+            got += k;
+        }
+        if (got != n) {
+            free(raw);
+            reply_error(c, 400, "Bad Request: the request body is shorter than its Content-Length");
+            return false;
+        }
     }
     raw[n] = '\0';
     const char *enc = param(r, "HTTP_CONTENT_ENCODING");
@@ -133,6 +161,14 @@ static void dispatch(Ctx *c, FCGX_Request *r)
     const char *q = strchr(uri, '?');
     size_t plen = q ? (size_t)(q - uri) : strlen(uri);
     c->query = xstrdup(q ? q + 1 : "");
+    /* Every parameter must decode (no bad escape, no NUL): a broken one is refused here, not taken
+     * by a handler for an absent one. Some front ends refuse these themselves, some pass them on. */
+    char *whole = url_decode(c->query, strlen(c->query), true);
+    if (!whole) {
+        reply_error(c, 400, "Bad Request: malformed query string");
+        return;
+    }
+    free(whole);
     size_t bl = strlen(c->cfg->base_path);
     if (bl && (plen < bl || strncmp(uri, c->cfg->base_path, bl) != 0 || (plen > bl && uri[bl] != '/'))) {
         reply_error(c, 404, "Not Found: %s", "no such route");

@@ -105,6 +105,10 @@ int main(int argc, char **argv)
     else if (!strcmp(cfg.log_level, "error"))
         log_set_level(LOG_ERROR);
     log_set_json(!strcmp(cfg.log_format, "json"));
+    if (!log_set_file(cfg.log_file)) {
+        fprintf(stderr, "pulumi-state-fcgi: cannot open the log file %s\n", cfg.log_file);
+        goto fail;
+    }
     char *segment = *cfg.metrics_shm ? xstrdup(cfg.metrics_shm) : metrics_default_name(cfg.database, cfg.base_path);
     metrics_open(segment);
     free(segment);

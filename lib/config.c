@@ -84,6 +84,8 @@ static const ConfigEntry entries[] = {
      "seconds a machine's signed iso_url stays valid"},
     {"log_format", "PULUMI_STATE_LOG_FORMAT", CF_STR, "text", OFF(log_format),
      "text, or json: one object per line with the request id"},
+    {"log_file", "PULUMI_STATE_LOG_FILE", CF_STR, "", OFF(log_file),
+     "append the log to this file instead of stderr (spawn-fcgi gives workers no stderr)"},
     {"slow_request_ms", "PULUMI_STATE_SLOW_REQUEST_MS", CF_INT, "2000", OFF(slow_request_ms),
      "log requests that take at least this long as warnings (0 = off)"},
     {"metrics_shm", "PULUMI_STATE_METRICS_SHM", CF_STR, "", OFF(metrics_shm),

@@ -41,6 +41,7 @@ typedef struct Config {
     char *image_factory_url; /* base of the machines' signed boot image URLs */
     int iso_url_ttl;         /* seconds a signed image URL stays valid */
     char *log_format;        /* text or json */
+    char *log_file;          /* append the log here instead of stderr */
     int slow_request_ms;     /* log requests slower than this (0 = off) */
     char *metrics_shm;       /* shared memory segment of the request metrics; off = per process */
 } Config;

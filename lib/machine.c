@@ -361,6 +361,9 @@ bool machine_register(Db *db, const Config *cfg, const unsigned char *master, js
         ok = outcome == DB_OK && audit_commit(db, a);
         db_rollback(db);
     }
+    /* id does not outlive this call: a refusal's audit row (written after it) has no detail. */
+    if (!ok)
+        a->detail = NULL;
     if (ok)
         ok = render(db, cfg, master, id, json_pack("{s:s}", "config_token", token), out, e);
     else if (outcome == DB_DUPLICATE) {

@@ -151,6 +151,13 @@ void log_set_program(const char *name)
 
 static bool log_json;
 
+bool log_set_file(const char *path)
+{
+    if (!path || !*path)
+        return true;
+    return freopen(path, "a", stderr) != NULL;
+}
+
 void log_set_json(bool on)
 {
     log_json = on;

@@ -35,6 +35,8 @@ void log_set_level(LogLevel level);
 void log_set_program(const char *name);
 /* One JSON object per line ({time, level, program, pid, context?, message}) instead of text. */
 void log_set_json(bool on);
+/* Append the log to path (NULL or "": stay on stderr). False if it cannot be opened. */
+bool log_set_file(const char *path);
 /* This thread's log context (a request id, a deployment id; "" or NULL clears it): every line the
  * thread logs from then on starts with "[context] ". */
 void log_set_context(const char *id);

@@ -108,10 +108,20 @@ def record_call(method, path, status):
         f.write(json.dumps({"method": method, "path": path, "status": status}) + "\n")
 
 
-class Server:
-    """lighttpd spawning pulumi-state-fcgi workers, all settings passed as environment."""
+FRONTEND = os.environ.get("PULUMI_STATE_TEST_FRONTEND", "lighttpd")
+PREFIX = os.environ.get("PULUMI_STATE_TEST_PREFIX", "")
 
-    def __init__(self, base, pg, bindir, procs=2, threads=4, settings=None, base_path=""):
+
+class Server:
+    """A front end (lighttpd spawning pulumi-state-fcgi workers, or Apache with mod_proxy_fcgi to workers run by
+    spawn-fcgi), all settings passed as environment. PULUMI_STATE_TEST_FRONTEND picks the front end and
+    PULUMI_STATE_TEST_PREFIX a path prefix for every server of a run."""
+
+    def __init__(self, base, pg, bindir, procs=2, threads=4, settings=None, base_path=None, frontend=None):
+        self.frontend = frontend or FRONTEND
+        if base_path is None:
+            base_path = PREFIX
+        self.worker_pids = []
         self.base = base
         self.pg = pg
         self.bindir = bindir
@@ -126,7 +136,8 @@ class Server:
         self.proc = None
         self.dir = os.path.join(base, "web")
         os.makedirs(self.dir, exist_ok=True)
-        self.errlog = os.path.join(self.dir, "error.log")
+        # The workers' log: lighttpd's error log (it spawns them), or spawn-fcgi's output under Apache.
+        self.errlog = os.path.join(self.dir, "error.log" if self.frontend == "lighttpd" else "workers.log")
         self.asan_dir = os.path.join(self.dir, "asan")
         os.makedirs(self.asan_dir, exist_ok=True)
 
@@ -167,23 +178,79 @@ class Server:
             f.write(conf)
         return path
 
+    def write_apache_config(self):
+        conf = open(os.path.join(ROOT, "conf", "apache.conf.in")).read()
+        conf = (conf.replace("@PORT@", str(self.port)).replace("@DIR@", self.dir)
+                .replace("@PREFIX@", (self.base_path or "") + "/"))
+        path = os.path.join(self.dir, "apache.conf")
+        with open(path, "w") as f:
+            f.write(conf)
+        return path
+
+    def start_workers(self):
+        """procs workers on one Unix socket, by spawn-fcgi; their pids are kept to stop them by."""
+        sock = os.path.join(self.dir, "fcgi.sock")
+        if os.path.exists(sock):
+            os.unlink(sock)
+        env = dict(os.environ)
+        env.update(self.env())
+        env["PULUMI_STATE_LOG_FILE"] = self.errlog  # spawn-fcgi gives its children no stderr
+        out = subprocess.run(["spawn-fcgi", "-s", sock, "-M", "0666", "-F", str(self.procs), "--",
+                              os.path.join(self.bindir, "pulumi-state-fcgi")], env=env, check=True,
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=open(self.errlog, "ab"),
+                             text=True).stdout
+        import re
+        self.worker_pids = [int(p) for p in re.findall(r"PID: (\d+)", out + open(self.errlog).read())]
+        self.worker_pids = sorted(set(self.worker_pids))
+
+    def stop_workers(self):
+        for pid in self.worker_pids:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+        def gone():
+            for pid in self.worker_pids:
+                try:
+                    os.kill(pid, 0)
+                    return False
+                except ProcessLookupError:
+                    pass
+            return True
+        try:
+            wait_until(gone, "the workers to stop", timeout=30)
+        except RuntimeError:
+            for pid in self.worker_pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        self.worker_pids = []
+
     def start(self):
-        conf = self.write_config()
-        self.proc = subprocess.Popen(["lighttpd", "-D", "-f", conf], stdout=subprocess.DEVNULL,
-                                     stderr=open(os.path.join(self.dir, "lighttpd.stderr"), "w"))
+        if self.frontend == "apache":
+            self.start_workers()
+            conf = self.write_apache_config()
+            self.proc = subprocess.Popen(["apache2", "-f", conf, "-DFOREGROUND"], stdout=subprocess.DEVNULL,
+                                         stderr=open(os.path.join(self.dir, "apache.stderr"), "w"))
+        else:
+            conf = self.write_config()
+            self.proc = subprocess.Popen(["lighttpd", "-D", "-f", conf], stdout=subprocess.DEVNULL,
+                                         stderr=open(os.path.join(self.dir, "lighttpd.stderr"), "w"))
 
         def ready():
             if self.proc.poll() is not None:
-                raise RuntimeError("lighttpd exited: " + self.logs())
+                raise RuntimeError("the front end exited: " + self.logs())
             try:
                 return self.request("GET", "/api/capabilities")[0] == 200
             except OSError:
                 return False
-        wait_until(ready, "lighttpd and the workers")
+        wait_until(ready, "the front end and the workers")
 
     def logs(self):
         out = []
-        for name in ("lighttpd.stderr", "error.log"):
+        for name in ("lighttpd.stderr", "apache.stderr", "error.log", "workers.log"):
             p = os.path.join(self.dir, name)
             if os.path.exists(p):
                 out.append(open(p, errors="replace").read()[-20000:])
@@ -213,6 +280,8 @@ class Server:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+        if self.worker_pids:
+            self.stop_workers()
         try:
             os.unlink("/dev/shm" + self.metrics_shm)
         except OSError:
