@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up and run the whole test suite: unit tests (release and ASan+UBSan builds), the fuzz targets
 # for a fixed number of inputs, HTTP integration and fault-injection tests against the sanitizer build,
-# the concurrency tests against the ThreadSanitizer build, and the real Pulumi CLI end to end.
+# the concurrency tests against the ThreadSanitizer build, and the real Pulumi CLI end to end; the HTTP
+# and CLI suites again through Apache (the CLI one under a path prefix); the Python provider and demo.
 # JUnit XML reports and the Reliability figures go to build/test-results/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,6 +37,14 @@ PULUMI_STATE_BINDIR=$PWD/build-tsan python3 -m pytest -q tests/integration/test_
 echo "== CLI end-to-end tests"
 PULUMI_STATE_BINDIR=$PWD/build python3 -m pytest -q tests/cli \
     --junitxml="$results/cli.xml" -p no:cacheprovider
+echo "== integration tests through Apache 2.4 (mod_proxy_fcgi, spawn-fcgi workers; ASan+UBSan)"
+PULUMI_STATE_TEST_FRONTEND=apache PULUMI_STATE_BINDIR=$PWD/build-asan python3 -m pytest -q tests/integration \
+    --junitxml="$results/integration-apache.xml" -p no:cacheprovider
+echo "== CLI end-to-end tests through Apache, mounted under the prefix /pulumi"
+PULUMI_STATE_TEST_FRONTEND=apache PULUMI_STATE_TEST_PREFIX=/pulumi PULUMI_STATE_BINDIR=$PWD/build \
+    python3 -m pytest -q tests/cli --junitxml="$results/cli-apache.xml" -p no:cacheprovider
+echo "== the machine attestation provider and its demo (Python, Automation API, real CLI)"
+PULUMI_STATE_BINDIR=$PWD/build bash scripts/test-provider.sh
 echo "== reliability figures"
 python3 scripts/reliability-table.py > "$results/reliability.md"
 cat "$results/reliability.md"
