@@ -16,6 +16,7 @@
 #include "audit.h"
 #include "db.h"
 #include "migrate.h"
+#include "retention.h"
 #include "token.h"
 #include "update.h"
 #include "util.h"
@@ -204,6 +205,33 @@ static int cmd_reap_leases(const Config *cfg, int argc, char **argv, int i)
         printf("reaped %d expired leases\n", n);
     db_close(db);
     return n >= 0 ? 0 : 1;
+}
+
+static void prune_progress(const char *what, long long so_far, void *arg)
+{
+    (void)arg;
+    printf("  %s: %lld deleted\n", what, so_far);
+    fflush(stdout);
+}
+
+static int cmd_prune(const Config *cfg, int argc, char **argv, int i)
+{
+    (void)argc, (void)argv, (void)i;
+    Db *db = db_open(cfg->database);
+    if (!db)
+        return 1;
+    printf("pruning: versions beyond %d per stack or older than %d days (0 = kept), journals of ended updates, "
+           "events after %d days, audit after %d days, deployment logs after %d days\n",
+           cfg->retain_versions, cfg->retain_version_days, cfg->retain_events_days, cfg->retain_audit_days,
+           cfg->retain_deployment_log_days);
+    long long n = retention_prune(db, cfg, prune_progress, NULL);
+    db_close(db);
+    if (n < 0) {
+        fprintf(stderr, "pulumi-state-admin: the prune failed (what was deleted before stays deleted)\n");
+        return 1;
+    }
+    printf("pruned %lld rows\n", n);
+    return 0;
 }
 
 /* Re-wrap every stack key from the old master key to the new one in one transaction; keys
@@ -464,6 +492,8 @@ static const Command commands[] = {
     {"rotate-master-key", true, cmd_rotate, "--old-key-file F --new-key-file G",
      "re-wrap every stack key under the new master key, in one transaction"},
     {"reap-leases", true, cmd_reap_leases, "", "end every update whose lease has expired (keeping what it recorded)"},
+    {"prune", true, cmd_prune, "",
+     "delete what the retain_* settings no longer keep, in small batches (never a stack's current version)"},
     {"audit", true, cmd_audit, "[--since TIMESTAMP] [--stack ORG/PROJECT/STACK] [--limit N]", "print the audit trail"},
     {"config-reference", false, cmd_config_reference, "", "print the settings table (Markdown)"},
     {"check-config", false, cmd_check_config, "",

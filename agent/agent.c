@@ -43,6 +43,7 @@
 #include "db.h"
 #include "deploy.h"
 #include "notify.h"
+#include "retention.h"
 #include "token.h"
 #include "update.h"
 #include "util.h"
@@ -559,7 +560,7 @@ int main(int argc, char **argv)
     log_info("started as %s: %d jobs at once, %s; repositories: https://, ssh://%s", agent, cfg.agent_jobs,
              cfg.public_url, cfg.deploy_allow_file_urls ? ", file:// (enabled)" : "");
     pid_t *runners = xcalloc((size_t)cfg.agent_jobs, sizeof(pid_t));
-    double last_sweep = 0, stop_at = 0;
+    double last_sweep = 0, stop_at = 0, last_prune = 0;
     for (;;) {
         int running = 0;
         for (int i = 0; i < cfg.agent_jobs; i++) {
@@ -590,6 +591,21 @@ int main(int argc, char **argv)
                     log_warn("the sweep failed; trying again later");
                 if (!db_run(db, "SELECT pg_advisory_unlock(hashtextextended('pulumi-state:sweep', 0))", 0, NULL))
                     log_warn("could not release the sweep lock");
+            }
+            PQclear(lk);
+        }
+        if (cfg.prune_interval > 0 && !stopping && mono_ms() - last_prune > cfg.prune_interval * 1000.0) {
+            last_prune = mono_ms();
+            PGresult *lk =
+                db_exec(db, "SELECT pg_try_advisory_lock(hashtextextended('pulumi-state:prune', 0))", 0, NULL, false);
+            if (lk && PQgetvalue(lk, 0, 0)[0] == 't') {
+                long long n = retention_prune(db, &cfg, NULL, NULL);
+                if (n < 0)
+                    log_warn("the prune failed; trying again later");
+                else if (n > 0)
+                    log_info("pruned %lld rows (retain_* settings)", n);
+                if (!db_run(db, "SELECT pg_advisory_unlock(hashtextextended('pulumi-state:prune', 0))", 0, NULL))
+                    log_warn("could not release the prune lock");
             }
             PQclear(lk);
         }

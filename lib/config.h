@@ -44,6 +44,12 @@ typedef struct Config {
     char *log_file;          /* append the log here instead of stderr */
     int slow_request_ms;     /* log requests slower than this (0 = off) */
     char *metrics_shm;       /* shared memory segment of the request metrics; off = per process */
+    int retain_versions;     /* newest state versions kept per stack (0 = all) */
+    int retain_version_days; /* versions older than this are pruned (0 = never); the current is kept */
+    int retain_events_days;  /* engine events of updates ended longer ago are pruned (0 = never) */
+    int retain_audit_days;
+    int retain_deployment_log_days;
+    int prune_interval; /* seconds between the agents' periodic prunes (0 = off) */
 } Config;
 
 /* Fill cfg with defaults, then the file at path (NULL: $PULUMI_STATE_CONFIG if set), then the
