@@ -5,15 +5,6 @@
 #include "api.h"
 #include "deploy.h"
 
-static void render_buf(Ctx *c, bool ok, Buf *out, const ApiError *e, int status)
-{
-    if (ok)
-        reply_bytes(c, status, out->data, out->len, false);
-    else
-        reply_api_error(c, e);
-    buf_free(out);
-}
-
 void api_deploy_create(Ctx *c)
 {
     json_t *body = ctx_json(c);
@@ -25,7 +16,7 @@ void api_deploy_create(Ctx *c)
     ApiError e;
     const char *initiator = c->initiator && *c->initiator ? c->initiator : "api";
     bool ok = deploy_create(c->db, c->cfg, c->w->master_key, &ref, body, c->actor, initiator, &c->audit, &out, &e);
-    render_buf(c, ok, &out, &e, 202);
+    reply_buf(c, ok, &out, &e, 202);
 }
 
 void api_deploy_list(Ctx *c)
@@ -37,7 +28,7 @@ void api_deploy_list(Ctx *c)
     Buf out;
     buf_init(&out);
     ApiError e;
-    render_buf(c, deploy_list(c->db, c->cfg, &ref, page, size, &out, &e), &out, &e, 200);
+    reply_buf(c, deploy_list(c->db, c->cfg, &ref, page, size, &out, &e), &out, &e, 200);
 }
 
 void api_deploy_get(Ctx *c)
@@ -46,7 +37,7 @@ void api_deploy_get(Ctx *c)
     Buf out;
     buf_init(&out);
     ApiError e;
-    render_buf(c, deploy_get(c->db, c->cfg, &ref, c->captures[3], 0, &out, &e), &out, &e, 200);
+    reply_buf(c, deploy_get(c->db, c->cfg, &ref, c->captures[3], 0, &out, &e), &out, &e, 200);
 }
 
 void api_deploy_get_version(Ctx *c)
@@ -60,7 +51,7 @@ void api_deploy_get_version(Ctx *c)
     Buf out;
     buf_init(&out);
     ApiError e;
-    render_buf(c, deploy_get(c->db, c->cfg, &ref, NULL, v, &out, &e), &out, &e, 200);
+    reply_buf(c, deploy_get(c->db, c->cfg, &ref, NULL, v, &out, &e), &out, &e, 200);
 }
 
 void api_deploy_logs(Ctx *c)
@@ -77,7 +68,7 @@ void api_deploy_logs(Ctx *c)
         Buf out;
         buf_init(&out);
         ApiError e;
-        render_buf(c, deploy_log_step(c->db, &ref, c->captures[3], step, offset, count, &out, &e), &out, &e, 200);
+        reply_buf(c, deploy_log_step(c->db, &ref, c->captures[3], step, offset, count, &out, &e), &out, &e, 200);
         return;
     }
     char *token = ctx_query(c, "continuationToken");
@@ -85,7 +76,7 @@ void api_deploy_logs(Ctx *c)
     Buf out;
     buf_init(&out);
     ApiError e;
-    render_buf(c, deploy_logs(c->db, &ref, c->captures[3], token, &out, &e), &out, &e, 200);
+    reply_buf(c, deploy_logs(c->db, &ref, c->captures[3], token, &out, &e), &out, &e, 200);
     free(token);
 }
 
@@ -95,7 +86,7 @@ void api_deploy_updates(Ctx *c)
     Buf out;
     buf_init(&out);
     ApiError e;
-    render_buf(c, deploy_updates(c->db, &ref, c->captures[3], &out, &e), &out, &e, 200);
+    reply_buf(c, deploy_updates(c->db, &ref, c->captures[3], &out, &e), &out, &e, 200);
 }
 
 void api_deploy_cancel(Ctx *c)
@@ -116,7 +107,7 @@ void api_deploy_settings_get(Ctx *c)
     Buf out;
     buf_init(&out);
     ApiError e;
-    render_buf(c, deploy_settings_get(c->db, &ref, &out, &e), &out, &e, 200);
+    reply_buf(c, deploy_settings_get(c->db, &ref, &out, &e), &out, &e, 200);
 }
 
 void api_deploy_settings_set(Ctx *c)
@@ -129,7 +120,7 @@ void api_deploy_settings_set(Ctx *c)
     buf_init(&out);
     ApiError e;
     bool merge = !strcmp(c->method, "POST");
-    render_buf(c, deploy_settings_set(c->db, c->w->master_key, &ref, body, merge, &c->audit, &out, &e), &out, &e, 200);
+    reply_buf(c, deploy_settings_set(c->db, c->w->master_key, &ref, body, merge, &c->audit, &out, &e), &out, &e, 200);
 }
 
 void api_deploy_settings_delete(Ctx *c)
@@ -152,5 +143,5 @@ void api_deploy_settings_encrypt(Ctx *c)
     buf_init(&out);
     ApiError e;
     const char *secret = json_string_value(json_object_get(body, "secret"));
-    render_buf(c, deploy_settings_encrypt(c->db, c->w->master_key, &ref, secret, &out, &e), &out, &e, 200);
+    reply_buf(c, deploy_settings_encrypt(c->db, c->w->master_key, &ref, secret, &out, &e), &out, &e, 200);
 }

@@ -7,15 +7,6 @@
 #include "api.h"
 #include "machine.h"
 
-static void render(Ctx *c, bool ok, Buf *out, const ApiError *e, int status)
-{
-    if (ok)
-        reply_bytes(c, status, out->data, out->len, false);
-    else
-        reply_api_error(c, e);
-    buf_free(out);
-}
-
 void api_machine_register(Ctx *c)
 {
     json_t *body = ctx_json(c);
@@ -25,7 +16,7 @@ void api_machine_register(Ctx *c)
     buf_init(&out);
     ApiError e;
     bool ok = machine_register(c->db, c->cfg, c->w->master_key, body, c->actor, &c->audit, &out, &e);
-    render(c, ok, &out, &e, 201);
+    reply_buf(c, ok, &out, &e, 201);
 }
 
 void api_machine_list(Ctx *c)
@@ -41,7 +32,7 @@ void api_machine_list(Ctx *c)
                            role && *role ? role : NULL, page, size, &out, &e);
     free(status);
     free(role);
-    render(c, ok, &out, &e, 200);
+    reply_buf(c, ok, &out, &e, 200);
 }
 
 void api_machine_get(Ctx *c)
@@ -49,7 +40,7 @@ void api_machine_get(Ctx *c)
     Buf out;
     buf_init(&out);
     ApiError e;
-    render(c, machine_get(c->db, c->cfg, c->w->master_key, c->captures[0], &out, &e), &out, &e, 200);
+    reply_buf(c, machine_get(c->db, c->cfg, c->w->master_key, c->captures[0], &out, &e), &out, &e, 200);
 }
 
 void api_machine_approve(Ctx *c)
@@ -61,7 +52,7 @@ void api_machine_approve(Ctx *c)
     buf_init(&out);
     ApiError e;
     bool ok = machine_approve(c->db, c->cfg, c->w->master_key, c->captures[0], body, &c->audit, &out, &e);
-    render(c, ok, &out, &e, 200);
+    reply_buf(c, ok, &out, &e, 200);
 }
 
 static void transition(Ctx *c, MachineAction act)
@@ -70,7 +61,7 @@ static void transition(Ctx *c, MachineAction act)
     buf_init(&out);
     ApiError e;
     bool ok = machine_transition(c->db, c->cfg, c->w->master_key, c->captures[0], act, &c->audit, &out, &e);
-    render(c, ok, &out, &e, 200);
+    reply_buf(c, ok, &out, &e, 200);
 }
 
 void api_machine_revoke(Ctx *c)
@@ -101,7 +92,7 @@ void api_machine_config(Ctx *c)
     ApiError e;
     bool ok = machine_config(c->db, c->captures[0], token, &c->audit, &out, &e);
     free(query);
-    render(c, ok, &out, &e, 200);
+    reply_buf(c, ok, &out, &e, 200);
 }
 
 void api_iso_verify(Ctx *c)
@@ -112,5 +103,5 @@ void api_iso_verify(Ctx *c)
     Buf out;
     buf_init(&out);
     ApiError e;
-    render(c, machine_iso_verify(c->w->master_key, body, &out, &e), &out, &e, 200);
+    reply_buf(c, machine_iso_verify(c->w->master_key, body, &out, &e), &out, &e, 200);
 }

@@ -37,6 +37,15 @@ void reply_bytes(Ctx *c, int status, const void *data, size_t len, bool gzip)
     c->reply_gzip = gzip;
 }
 
+void reply_buf(Ctx *c, bool ok, Buf *out, const ApiError *e, int status)
+{
+    if (ok)
+        reply_bytes(c, status, out->data, out->len, false);
+    else
+        reply_api_error(c, e);
+    buf_free(out);
+}
+
 void reply_error(Ctx *c, int status, const char *fmt, ...)
 {
     va_list ap;

@@ -74,6 +74,9 @@ void reply_ok(Ctx *c);
 /* The one rendering of a domain error: its status and message; 5xx carry the request id only. */
 void reply_api_error(Ctx *c, const ApiError *e);
 
+/* A domain function's answer: out (JSON it filled) with status when ok, else e; frees out. */
+void reply_buf(Ctx *c, bool ok, Buf *out, const ApiError *e, int status);
+
 /* The stack of a ROUTE_STACK route's path (captures 0..2, borrowed). */
 StackRef ctx_stack(const Ctx *c);
 

@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 bool api_fail(ApiError *e, int status, const char *fmt, ...)
 {
@@ -19,4 +20,15 @@ bool api_fail(ApiError *e, int status, const char *fmt, ...)
 bool api_internal(ApiError *e)
 {
     return api_fail(e, 500, "Internal server error");
+}
+
+bool api_json_into(json_t *o, Buf *out, ApiError *e)
+{
+    char *text = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(o);
+    if (!text)
+        return api_internal(e);
+    buf_puts(out, text);
+    free(text);
+    return true;
 }

@@ -2,7 +2,10 @@
 #ifndef PS_APIERROR_H
 #define PS_APIERROR_H
 
+#include <jansson.h>
 #include <stdbool.h>
+
+#include "util.h"
 
 /* An HTTP status and the client-facing message ("Conflict: ..."). Domain functions fill one and
  * return false; the front end renders it once (fcgi/http.c reply_api_error, admin/ prints it). A
@@ -14,6 +17,9 @@ typedef struct ApiError {
 
 /* Fill e (may be NULL); always returns false, so a function can `return api_fail(e, ...)`. */
 bool api_fail(ApiError *e, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Append o (stolen; NULL allowed) to out as compact JSON in its key order; a 500 in e when it
+ * cannot be serialised. The one way a domain function renders its answer. */
+bool api_json_into(json_t *o, Buf *out, ApiError *e);
 /* A database or internal failure (500; the cause is logged by the caller). Returns false. */
 bool api_internal(ApiError *e);
 

@@ -246,17 +246,6 @@ static json_t *deployment_json(PGresult *r, int i, const StackRef *ref)
     return o;
 }
 
-static bool dump_into(json_t *o, Buf *out, ApiError *e)
-{
-    char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(o);
-    if (!text)
-        return api_internal(e);
-    buf_puts(out, text);
-    free(text);
-    return true;
-}
-
 /* The row of deployment id (or version) of the stack, with DEPLOY_COLUMNS; NULL with e filled. */
 static PGresult *find(Db *db, const StackRef *ref, const char *id, long long version, ApiError *e)
 {
@@ -307,7 +296,7 @@ bool deploy_get(Db *db, const Config *cfg, const StackRef *ref, const char *id, 
         return false;
     json_t *o = deployment_json(r, 0, ref);
     PQclear(r);
-    return dump_into(o, out, e);
+    return api_json_into(o, out, e);
 }
 
 bool deploy_list(Db *db, const Config *cfg, const StackRef *ref, long page, long page_size, Buf *out, ApiError *e)
@@ -332,8 +321,8 @@ bool deploy_list(Db *db, const Config *cfg, const StackRef *ref, long page, long
     for (int i = 0; i < PQntuples(r); i++)
         json_array_append_new(list, deployment_json(r, i, ref));
     PQclear(r);
-    return dump_into(json_pack("{s:o, s:i, s:i}", "deployments", list, "itemsPerPage", (int)page_size, "total", total),
-                     out, e);
+    return api_json_into(
+        json_pack("{s:o, s:i, s:i}", "deployments", list, "itemsPerPage", (int)page_size, "total", total), out, e);
 }
 
 static bool terminal(const char *status)
@@ -380,7 +369,7 @@ bool deploy_logs(Db *db, const StackRef *ref, const char *id, const char *token,
     char next[24] = "";
     if (!(done && n <= LOG_PAGE))
         snprintf(next, sizeof(next), "%lld", last);
-    return dump_into(json_pack("{s:o, s:s}", "lines", lines, "nextToken", next), out, e);
+    return api_json_into(json_pack("{s:o, s:s}", "lines", lines, "nextToken", next), out, e);
 }
 
 bool deploy_log_step(Db *db, const StackRef *ref, const char *id, long step, long offset, long count, Buf *out,
@@ -433,7 +422,7 @@ bool deploy_log_step(Db *db, const StackRef *ref, const char *id, long step, lon
         json_object_set_new(o, "nextOffset", json_integer(offset + count));
     PQclear(r);
     PQclear(name);
-    return dump_into(o, out, e);
+    return api_json_into(o, out, e);
 }
 
 bool deploy_updates(Db *db, const StackRef *ref, const char *id, Buf *out, ApiError *e)
@@ -458,7 +447,7 @@ bool deploy_updates(Db *db, const StackRef *ref, const char *id, Buf *out, ApiEr
         json_array_append_new(list, json_pack("{s:s, s:i, s:i}", "updateID", PQgetvalue(r, i, 0), "version",
                                               atoi(PQgetvalue(r, i, 1)), "latestVersion", atoi(PQgetvalue(r, i, 2))));
     PQclear(r);
-    return dump_into(list, out, e);
+    return api_json_into(list, out, e);
 }
 
 bool deploy_cancel(Db *db, const StackRef *ref, const char *id, Audit *a, ApiError *e)
@@ -870,7 +859,7 @@ bool deploy_settings_get(Db *db, const StackRef *ref, Buf *out, ApiError *e)
         return api_internal(e);
     if (!settings)
         return api_fail(e, 404, "Not Found: the stack has no deployment settings");
-    return dump_into(settings, out, e);
+    return api_json_into(settings, out, e);
 }
 
 bool deploy_settings_set(Db *db, const unsigned char *master, const StackRef *ref, json_t *body, bool merge, Audit *a,
@@ -947,7 +936,7 @@ bool deploy_settings_encrypt(Db *db, const unsigned char *master, const StackRef
         return false;
     if (!sealed)
         return api_internal(e);
-    ok = dump_into(json_pack("{s:s}", "ciphertext", sealed), out, e);
+    ok = api_json_into(json_pack("{s:s}", "ciphertext", sealed), out, e);
     free(sealed);
     return ok;
 }

@@ -245,17 +245,6 @@ static json_t *machine_json(PGresult *r, int i, const Config *cfg, const unsigne
     return o;
 }
 
-static bool dump_into(json_t *o, Buf *out, ApiError *e)
-{
-    char *text = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    json_decref(o);
-    if (!text)
-        return api_internal(e);
-    buf_puts(out, text);
-    free(text);
-    return true;
-}
-
 /* The row of machine id (MACHINE_COLUMNS), locked for update inside a transaction when lock; NULL
  * with e filled (404 for an unknown id). */
 static PGresult *find(Db *db, const char *id, bool lock, ApiError *e)
@@ -296,7 +285,7 @@ static bool render(Db *db, const Config *cfg, const unsigned char *master, const
     if (extra)
         json_object_update(o, extra);
     json_decref(extra);
-    return dump_into(o, out, e);
+    return api_json_into(o, out, e);
 }
 
 /* A string member of body, or NULL (wrong type counts as absent: the caller says it is required). */
@@ -432,9 +421,9 @@ bool machine_list(Db *db, const Config *cfg, const unsigned char *master, const 
         total = c && PQntuples(c) == 1 ? atoll(PQgetvalue(c, 0, 0)) : 0;
         PQclear(c);
     }
-    return dump_into(json_pack("{s:o, s:I, s:i, s:i}", "machines", list, "total", (json_int_t)total, "page", (int)page,
-                               "pageSize", (int)page_size),
-                     out, e);
+    return api_json_into(json_pack("{s:o, s:I, s:i, s:i}", "machines", list, "total", (json_int_t)total, "page",
+                                   (int)page, "pageSize", (int)page_size),
+                         out, e);
 }
 
 /* Which live machine other than id holds the hostname or the address (for the 409's message). */
@@ -587,7 +576,7 @@ bool machine_config(Db *db, const char *id, const char *token, Audit *a, Buf *ou
                     1, p) &&
              audit_commit(db, a);
         if (ok)
-            ok = dump_into(doc, out, e);
+            ok = api_json_into(doc, out, e);
         else {
             json_decref(doc);
             api_internal(e);
@@ -621,5 +610,5 @@ bool machine_iso_verify(const unsigned char *master, json_t *body, Buf *out, Api
     if (reason)
         json_object_set_new(o, "reason", json_string(reason));
     free(id);
-    return dump_into(o, out, e);
+    return api_json_into(o, out, e);
 }
