@@ -390,6 +390,12 @@ static void run_job(const Config *cfg, const char *agent, DeployJob *job)
     char vbuf[16];
     snprintf(vbuf, sizeof(vbuf), "%d", job->version);
     env_set(&env, "HOME", home);
+    /* The CLI finds its home through the password database, not $HOME: without its own
+     * PULUMI_HOME every run on this host would share one credentials.json (and one run's token
+     * would end up in another's requests). */
+    char phome[4300];
+    snprintf(phome, sizeof(phome), "%s/.pulumi", home);
+    env_set(&env, "PULUMI_HOME", phome);
     env_set(&env, "PULUMI_ENV", envfile);
     env_set(&env, "PULUMI_BACKEND_URL", cfg->public_url);
     env_set(&env, "PULUMI_ACCESS_TOKEN", token);

@@ -1,5 +1,25 @@
 #!/bin/sh
-# Apply migrations (safe with several replicas starting at once), then run lighttpd.
-set -e
-pulumi-state-admin migrate
-exec lighttpd -D -f /etc/pulumi-state/lighttpd.conf
+# Runs as root only long enough to hand the Docker secrets to the service user, then drops to it.
+#   PULUMI_STATE_DB_PASSWORD_FILE  the database password (a secret file): written to a libpq passfile
+#   ITL_PULUMI_TOKEN_FILE, PULUMI_STATE_MASTER_KEY_FILE  copied where the service user can read them
+set -eu
+if [ "$(id -u)" = 0 ]; then
+    priv=/run/pulumi-state
+    mkdir -p "$priv"
+    chmod 0700 "$priv"
+    if [ -n "${PULUMI_STATE_DB_PASSWORD_FILE:-}" ]; then
+        printf '*:*:*:*:%s\n' "$(cat "$PULUMI_STATE_DB_PASSWORD_FILE")" > "$priv/pgpass"
+        export PGPASSFILE="$priv/pgpass"
+    fi
+    for var in ITL_PULUMI_TOKEN_FILE PULUMI_STATE_MASTER_KEY_FILE PULUMI_STATE_OLD_MASTER_KEY_FILE; do
+        eval "src=\${$var:-}"
+        if [ -n "$src" ]; then
+            cp "$src" "$priv/$var"
+            export "$var=$priv/$var"
+        fi
+    done
+    chmod 0600 "$priv"/* 2>/dev/null || true
+    chown -R pulumi-state "$priv"
+    exec setpriv --reuid=pulumi-state --regid=pulumi-state --init-groups "$@"
+fi
+exec "$@"

@@ -28,6 +28,8 @@ static const ConfigEntry entries[] = {
     {"database", "PULUMI_STATE_DATABASE", CF_STR, "", OFF(database),
      "libpq conninfo string; empty uses the PG* variables"},
     {"operator_token", "ITL_PULUMI_TOKEN", CF_STR, "", OFF(operator_token), "operator (admin) API token; required"},
+    {"operator_token_file", "ITL_PULUMI_TOKEN_FILE", CF_STR, "", OFF(operator_token_file),
+     "file holding the operator token (a Docker or systemd secret); used when operator_token is empty"},
     {"org", "ITL_PULUMI_ORG", CF_STR, "itlusions", OFF(org),
      "organization returned by /api/user and used as the default org"},
     {"enabled", "ITL_PULUMI_ENABLED", CF_BOOL, "true", OFF(enabled), "false answers every API call with 503"},
@@ -285,6 +287,21 @@ static bool validate(Config *cfg, char *err, size_t errlen)
                  "agent_jobs and agent_heartbeat must be at least 1, and agent_dead_after more than "
                  "twice agent_heartbeat");
         return false;
+    }
+    if (!*cfg->operator_token && *cfg->operator_token_file) {
+        FILE *f = fopen(cfg->operator_token_file, "r");
+        char line[512];
+        if (!f || !fgets(line, sizeof(line), f)) {
+            snprintf(err, errlen, "operator_token_file %s cannot be read: %s", cfg->operator_token_file,
+                     f ? "it is empty" : strerror(errno));
+            if (f)
+                fclose(f);
+            return false;
+        }
+        fclose(f);
+        line[strcspn(line, "\r\n")] = '\0';
+        free(cfg->operator_token);
+        cfg->operator_token = xstrdup(trim(line));
     }
     if (cfg->list_page_size < 1)
         cfg->list_page_size = 1;

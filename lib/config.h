@@ -10,9 +10,10 @@
 typedef struct Config {
     char *database;       /* libpq conninfo; "" = PG* variables */
     char *operator_token; /* ITL_PULUMI_TOKEN */
-    char *org;            /* ITL_PULUMI_ORG */
-    bool enabled;         /* ITL_PULUMI_ENABLED */
-    char *master_key;     /* hex or base64 of 32 bytes */
+    char *operator_token_file;
+    char *org;        /* ITL_PULUMI_ORG */
+    bool enabled;     /* ITL_PULUMI_ENABLED */
+    char *master_key; /* hex or base64 of 32 bytes */
     char *master_key_file;
     char *old_master_key; /* during a rotation: the key being replaced */
     char *old_master_key_file;

@@ -164,17 +164,17 @@ void log_set_json(bool on)
 }
 
 /* s as the inside of a JSON string. */
-static void json_escape_to(FILE *f, const char *s)
+static void json_escape_to(Buf *b, const char *s)
 {
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         if (*p == '"' || *p == '\\')
-            fprintf(f, "\\%c", *p);
+            buf_printf(b, "\\%c", *p);
         else if (*p == '\n')
-            fputs("\\n", f);
+            buf_puts(b, "\\n");
         else if (*p < 0x20 || *p == 0x7f)
-            fprintf(f, "\\u%04x", *p);
+            buf_printf(b, "\\u%04x", *p);
         else
-            fputc(*p, f);
+            buf_append(b, (const char *)p, 1);
     }
 }
 
@@ -203,36 +203,42 @@ void log_msg(LogLevel level, const char *fmt, ...)
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+    char msg[8192];
     va_list ap;
     va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    /* One line, one write(2): lines of several processes sharing a pipe or file never interleave. */
+    Buf line;
+    buf_init(&line);
     if (log_json) {
-        char msg[2048];
-        vsnprintf(msg, sizeof(msg), fmt, ap);
-        va_end(ap);
-        pthread_mutex_lock(&log_lock);
-        fprintf(stderr, "{\"time\":\"%s.%03ldZ\",\"level\":\"%s\",\"program\":\"%s\",\"pid\":%d,", when,
-                ts.tv_nsec / 1000000, names[level], log_program, (int)getpid());
+        buf_printf(&line, "{\"time\":\"%s.%03ldZ\",\"level\":\"%s\",\"program\":\"%s\",\"pid\":%d,", when,
+                   ts.tv_nsec / 1000000, names[level], log_program, (int)getpid());
         if (log_context[0]) {
-            fputs("\"context\":\"", stderr);
-            json_escape_to(stderr, log_context);
-            fputs("\",", stderr);
+            buf_puts(&line, "\"context\":\"");
+            json_escape_to(&line, log_context);
+            buf_puts(&line, "\",");
         }
-        fputs("\"message\":\"", stderr);
-        json_escape_to(stderr, msg);
-        fputs("\"}\n", stderr);
-        fflush(stderr);
-        pthread_mutex_unlock(&log_lock);
-        return;
+        buf_puts(&line, "\"message\":\"");
+        json_escape_to(&line, msg);
+        buf_puts(&line, "\"}\n");
+    } else {
+        buf_printf(&line, "%s.%03ldZ %s[%d] %s: ", when, ts.tv_nsec / 1000000, log_program, (int)getpid(),
+                   names[level]);
+        if (log_context[0])
+            buf_printf(&line, "[%s] ", log_context);
+        buf_printf(&line, "%s\n", msg);
     }
     pthread_mutex_lock(&log_lock);
-    fprintf(stderr, "%s.%03ldZ %s[%d] %s: ", when, ts.tv_nsec / 1000000, log_program, (int)getpid(), names[level]);
-    if (log_context[0])
-        fprintf(stderr, "[%s] ", log_context);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
     fflush(stderr);
+    for (size_t off = 0; off < line.len;) {
+        ssize_t n = write(STDERR_FILENO, line.data + off, line.len - off);
+        if (n <= 0)
+            break;
+        off += (size_t)n;
+    }
     pthread_mutex_unlock(&log_lock);
-    va_end(ap);
+    buf_free(&line);
 }
 
 void set_err(char *err, size_t errlen, const char *fmt, ...)

@@ -2,7 +2,8 @@
 # Set up and run the whole test suite: unit tests (release and ASan+UBSan builds), the fuzz targets
 # for a fixed number of inputs, HTTP integration and fault-injection tests against the sanitizer build,
 # the concurrency tests against the ThreadSanitizer build, and the real Pulumi CLI end to end; the HTTP
-# and CLI suites again through Apache (the CLI one under a path prefix); the Python provider and demo.
+# and CLI suites again through Apache (the CLI one under a path prefix); the Python provider and demo;
+# the docker compose deployment (Docker engine installed and started here when missing).
 # JUnit XML reports and the Reliability figures go to build/test-results/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,6 +46,8 @@ PULUMI_STATE_TEST_FRONTEND=apache PULUMI_STATE_TEST_PREFIX=/pulumi PULUMI_STATE_
     python3 -m pytest -q tests/cli --junitxml="$results/cli-apache.xml" -p no:cacheprovider
 echo "== the machine attestation provider and its demo (Python, Automation API, real CLI)"
 PULUMI_STATE_BINDIR=$PWD/build bash scripts/test-provider.sh
+echo "== docker compose: images from a debootstrap base, compose up, the real CLI through it, scale, agent"
+python3 -m pytest -q tests/compose --junitxml="$results/compose.xml" -p no:cacheprovider
 echo "== reliability figures"
 python3 scripts/reliability-table.py > "$results/reliability.md"
 cat "$results/reliability.md"

@@ -221,6 +221,21 @@ def test_pulumi_deployment_run(env):
         cli.cleanup()
 
 
+def test_each_run_has_its_own_pulumi_home(env):
+    """The CLI finds ~/.pulumi through the password database, not $HOME: concurrent runs on one host would
+    share one credentials.json (one run's token in another's requests) unless each gets its PULUMI_HOME."""
+    c, agent, repos = env
+    url = make_repo(repos, "home", GOOD % {"project": "dhome"})
+    stack = new_stack(c, "dhome")
+    check = 'case "$PULUMI_HOME" in "$HOME"/*) echo "own home ok";; *) echo "shared home: $PULUMI_HOME"; exit 3;; esac'
+    status, d, raw, _ = api(c, "POST", stack + "/deployments",
+                            {"operation": "update", "sourceContext": {"git": {"repoUrl": url, "branch": "main"}},
+                             "operationContext": {"operation": "", "preRunCommands": [check]}})
+    assert status == 202, raw
+    assert_succeeded(c, stack, d["id"])
+    assert "own home ok" in "".join(l["line"] for l in read_logs(c, stack, d["id"]))
+
+
 def test_two_agents_ten_deployments_three_stacks(env):
     c, agent, repos = env
     second = harness.Agent(c.server, path_dirs=[cli_dir()]).start()

@@ -16,6 +16,7 @@ static void clear_env(void)
     unsetenv("PULUMI_STATE_LEASE_TTL");
     unsetenv("PULUMI_STATE_CONFIG");
     unsetenv("PULUMI_STATE_MAX_BODY_BYTES");
+    unsetenv("ITL_PULUMI_TOKEN_FILE");
 }
 
 START_TEST(test_defaults)
@@ -78,6 +79,32 @@ START_TEST(test_bad)
 }
 END_TEST
 
+START_TEST(test_token_file)
+{
+    clear_env();
+    char path[] = "/tmp/ps-token-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert(write(fd, "  s3cret-operator\n", 18) == 18);
+    close(fd);
+    Config c;
+    char err[256];
+    setenv("ITL_PULUMI_TOKEN_FILE", path, 1);
+    ck_assert(config_load(&c, NULL, err, sizeof(err)));
+    ck_assert_str_eq(c.operator_token, "s3cret-operator");
+    config_free(&c);
+    setenv("ITL_PULUMI_TOKEN", "given", 1); /* the value itself wins over the file */
+    ck_assert(config_load(&c, NULL, err, sizeof(err)));
+    ck_assert_str_eq(c.operator_token, "given");
+    config_free(&c);
+    unsetenv("ITL_PULUMI_TOKEN");
+    unlink(path);
+    ck_assert(!config_load(&c, NULL, err, sizeof(err)));
+    ck_assert(strstr(err, "operator_token_file") != NULL);
+    config_free(&c);
+    clear_env();
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("config");
@@ -85,6 +112,7 @@ int main(void)
     tcase_add_test(tc, test_defaults);
     tcase_add_test(tc, test_file_and_env);
     tcase_add_test(tc, test_bad);
+    tcase_add_test(tc, test_token_file);
     suite_add_tcase(s, tc);
     return unit_run(s, CK_NOFORK);
 }
