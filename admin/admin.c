@@ -560,6 +560,7 @@ int main(int argc, char **argv)
         config_free(&cfg);
         return 1;
     }
+    db_set_prepared(cfg.prepared_statements);
     int rc = cmd->run(&cfg, argc, argv, next);
     config_free(&cfg);
     return rc;

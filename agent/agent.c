@@ -532,6 +532,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "pulumi-state-agent: %s\n", err);
         return 1;
     }
+    db_set_prepared(cfg.prepared_statements);
     if (!strcmp(cfg.log_level, "debug"))
         log_set_level(LOG_DEBUG);
     log_set_json(!strcmp(cfg.log_format, "json"));

@@ -35,6 +35,7 @@
 #include <openssl/crypto.h>
 
 #include "crypto.h"
+#include "db.h"
 #include "fastcgi.h"
 #include "http.h"
 #include "metrics.h"
@@ -98,6 +99,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "pulumi-state-fcgi: %s\n", err);
         goto fail;
     }
+    db_set_prepared(cfg.prepared_statements);
     if (!strcmp(cfg.log_level, "debug"))
         log_set_level(LOG_DEBUG);
     else if (!strcmp(cfg.log_level, "warn"))

@@ -41,6 +41,8 @@ static const ConfigEntry entries[] = {
      "during a key rotation: the previous master key, still accepted"},
     {"old_master_key_file", "PULUMI_STATE_OLD_MASTER_KEY_FILE", CF_STR, "", OFF(old_master_key_file),
      "file holding the previous master key"},
+    {"prepared_statements", "PULUMI_STATE_PREPARED_STATEMENTS", CF_BOOL, "true", OFF(prepared_statements),
+     "prepare hot-path statements; false behind a transaction-pooling PgBouncer (before 1.21)"},
     {"base_path", "PULUMI_STATE_BASE_PATH", CF_STR, "", OFF(base_path), "URL prefix before /api (e.g. /pulumi)"},
     {"socket", "PULUMI_STATE_SOCKET", CF_STR, "", OFF(socket),
      "listen on this Unix socket path or :port (default: fd 0 from the web server)"},

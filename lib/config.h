@@ -11,6 +11,7 @@ typedef struct Config {
     char *database;       /* libpq conninfo; "" = PG* variables */
     char *operator_token; /* ITL_PULUMI_TOKEN */
     char *operator_token_file;
+    bool prepared_statements;
     char *org;        /* ITL_PULUMI_ORG */
     bool enabled;     /* ITL_PULUMI_ENABLED */
     char *master_key; /* hex or base64 of 32 bytes */

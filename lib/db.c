@@ -135,11 +135,20 @@ static DbOutcome note_failure(Db *db, PGresult *r, const char *sql)
     return DB_ERROR;
 }
 
+/* Prepared statements live in a server session: a pooler in transaction mode (PgBouncer before
+ * 1.21) hands each transaction another one, so they are turned off for it (prepared_statements). */
+static bool use_prepared = true;
+
+void db_set_prepared(bool on)
+{
+    use_prepared = on;
+}
+
 /* One execution: as a prepared statement when hot (preparing it on first use on this connection). */
 static PGresult *exec_once(Db *db, bool hot, const char *sql, int nparams, const char *const *values,
                            const int *lengths, const int *formats, bool binary_result)
 {
-    if (!hot)
+    if (!hot || !use_prepared)
         return PQexecParams(db->conn, sql, nparams, NULL, values, lengths, formats, binary_result ? 1 : 0);
     int i = 0;
     while (i < db->nprepared && db->prepared[i] != sql)

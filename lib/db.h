@@ -52,6 +52,9 @@ bool db_recycle_if_big(Db *db, size_t limit);
 /* Run one statement. Returns a new PGresult (PGRES_COMMAND_OK or PGRES_TUPLES_OK) or NULL after
  * logging the error. binary_result asks for binary columns (for bytea). */
 PGresult *db_exec(Db *db, const char *sql, int nparams, const DbParam *params, bool binary_result);
+/* Whether db_exec_hot prepares its statements (true by default; false behind a transaction-mode pooler). */
+void db_set_prepared(bool on);
+
 /* Same, for a hot-path statement: sql must be a string constant; it is prepared once per
  * connection (the pointer identifies it) and then only executed. */
 PGresult *db_exec_hot(Db *db, const char *sql, int nparams, const DbParam *params, bool binary_result);

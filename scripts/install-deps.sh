@@ -2,7 +2,7 @@
 # Install the Debian packages pulumi-state builds, runs and tests with (idempotent; needs root).
 set -euo pipefail
 pkgs=(autoconf automake libtool pkg-config make gcc libfcgi-dev libpq-dev libjansson-dev libssl-dev
-      zlib1g-dev uuid-dev check clang-format git lighttpd postgresql postgresql-contrib python3 python3-pytest spawn-fcgi procps apache2)
+      zlib1g-dev uuid-dev check clang-format git lighttpd postgresql postgresql-contrib python3 python3-pytest spawn-fcgi procps apache2 pgbouncer)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -46,6 +46,8 @@ PULUMI_STATE_TEST_FRONTEND=apache PULUMI_STATE_TEST_PREFIX=/pulumi PULUMI_STATE_
     python3 -m pytest -q tests/cli --junitxml="$results/cli-apache.xml" -p no:cacheprovider
 echo "== the machine attestation provider and its demo (Python, Automation API, real CLI)"
 PULUMI_STATE_BINDIR=$PWD/build bash scripts/test-provider.sh
+echo "== scale-out: lighttpd + Apache, 3 workers each, PgBouncer (transaction pooling), 2 agents, 10 CLIs at once"
+PULUMI_STATE_BINDIR=$PWD/build-asan python3 -m pytest -q tests/scale --junitxml="$results/scale.xml" -p no:cacheprovider
 echo "== docker compose: images from a debootstrap base, compose up, the real CLI through it, scale, agent"
 python3 -m pytest -q tests/compose --junitxml="$results/compose.xml" -p no:cacheprovider
 echo "== reliability figures"

@@ -90,6 +90,62 @@ class Postgres:
             self.started = False
 
 
+class PgBouncer:
+    """Debian's PgBouncer in front of pg, in transaction-pooling mode (the pooler large installations use),
+    on a loopback port; it runs as the postgres user (it refuses root) and is stopped by its pid."""
+
+    def __init__(self, base, pg, pool_mode="transaction", pool_size=20):
+        self.pg = pg
+        self.dir = os.path.join(base, "pgbouncer")
+        os.makedirs(self.dir)
+        self.port = free_port()
+        self.log = os.path.join(self.dir, "pgbouncer.log")
+        with open(os.path.join(self.dir, "userlist.txt"), "w") as f:
+            f.write('"postgres" ""\n')
+        with open(os.path.join(self.dir, "pgbouncer.ini"), "w") as f:
+            f.write("[databases]\npostgres = host=%s port=%d dbname=postgres\n\n[pgbouncer]\n"
+                    "listen_addr = 127.0.0.1\nlisten_port = %d\nunix_socket_dir =\nauth_type = trust\n"
+                    "auth_file = %s/userlist.txt\npool_mode = %s\ndefault_pool_size = %d\n"
+                    "max_client_conn = 1000\nlogfile = %s\nignore_startup_parameters = extra_float_digits\n"
+                    % (pg.dir, pg.port, self.port, self.dir, pool_mode, pool_size, self.log))
+        for name in os.listdir(self.dir):
+            shutil.chown(os.path.join(self.dir, name), "postgres")
+        shutil.chown(self.dir, "postgres")
+        self.proc = None
+
+    @property
+    def conninfo(self):
+        return "host=127.0.0.1 port=%d dbname=postgres user=postgres" % self.port
+
+    def start(self):
+        if not shutil.which("pgbouncer"):
+            subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "pgbouncer"], check=True,
+                           env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"), stdout=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "pgbouncer",
+                                      os.path.join(self.dir, "pgbouncer.ini")], stdout=subprocess.DEVNULL,
+                                     stderr=open(os.path.join(self.dir, "stderr.log"), "ab"))
+
+        def accepting():
+            if self.proc.poll() is not None:
+                return True
+            return subprocess.run(["psql", "-X", "-q", "-A", "-t", "-d", self.conninfo, "-c", "SELECT 1"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+        wait_until(accepting, "pgbouncer to accept connections")
+        if self.proc.poll() is not None:
+            raise RuntimeError("pgbouncer exited: " + open(os.path.join(self.dir, "stderr.log")).read())
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
 # The README's Reliability table is made from what the suites record here (scripts/reliability-table.py).
 FIGURES = os.environ.get("PULUMI_STATE_FIGURES") or os.path.join(ROOT, "build", "test-results", "reliability.jsonl")
 
@@ -260,7 +316,7 @@ class Server:
         """Worker log lines of answers 5xx other than 503 (the database away, or the API disabled: what a test
         causes on purpose). The suites fail on any."""
         import re
-        p = os.path.join(self.dir, "error.log")
+        p = self.errlog
         if not os.path.exists(p):
             return []
         return [line for line in open(p, errors="replace") if re.search(r" -> 5(?!03)\d\d ", line)]
