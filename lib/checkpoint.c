@@ -1,6 +1,7 @@
 /* checkpoint.c - the state an update sends: full checkpoints, verbatim + delta, journal entries
  * and engine events (the hot path: one round trip per batch). */
 #include <jansson.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uuid/uuid.h>
@@ -27,7 +28,8 @@ static bool accepts_state(Db *db, const UpdateInfo *info, bool journal, ApiError
     return true;
 }
 
-/* Store the checkpoint bytes (transaction open, lock held) and commit. */
+/* Store a whole document as the update's base (transaction open, lock held) and commit: the deltas
+ * before it are dropped, and the generation moves on. */
 static bool store_checkpoint(Db *db, const char *uid, const char *mode, long long seq, const char *doc, size_t len,
                              ApiError *e)
 {
@@ -38,8 +40,11 @@ static bool store_checkpoint(Db *db, const char *uid, const char *mode, long lon
                 "INSERT INTO extension_pulumi_state_checkpoints (update_id, seq, mode, raw) VALUES ($1, $2, $3, $4) "
                 "ON CONFLICT (update_id) DO UPDATE SET seq = $2, mode = $3, raw = $4, updated_at = now()",
                 4, p) ||
-        !db_run(db, "UPDATE extension_pulumi_state_updates SET last_seq = $2, checkpoint_mode = $3 WHERE id = $1", 3,
-                p) ||
+        !db_run(db, "DELETE FROM extension_pulumi_state_checkpoint_deltas WHERE update_id = $1", 1, p) ||
+        !db_run(db,
+                "UPDATE extension_pulumi_state_updates SET last_seq = $2, checkpoint_mode = $3, "
+                "checkpoint_gen = checkpoint_gen + 1 WHERE id = $1",
+                3, p) ||
         !db_commit(db))
         return api_internal(e);
     return true;
@@ -77,11 +82,110 @@ bool update_checkpoint_verbatim(Db *db, const StackRef *ref, const char *uid, co
     return ok;
 }
 
+/* A worker's copy of the document a delta applies to: the last one this process produced. It is used
+ * only when its update and generation are the database's (read under the stack's lock), so any worker
+ * can serve any delta: a miss rebuilds the document from the database. A thread takes the copy out
+ * while it works on it, so another thread never sees it half-made. */
+static pthread_mutex_t working_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    char uid[37];
+    long long gen;
+    char *doc;
+    size_t len;
+} working;
+
+static char *working_take(const char *uid, long long gen, size_t *len)
+{
+    char *doc = NULL;
+    pthread_mutex_lock(&working_lock);
+    if (working.doc && working.gen == gen && !strcmp(working.uid, uid)) {
+        doc = working.doc;
+        *len = working.len;
+        working.doc = NULL;
+    }
+    pthread_mutex_unlock(&working_lock);
+    return doc;
+}
+
+static void working_put(const char *uid, long long gen, char *doc, size_t len)
+{
+    pthread_mutex_lock(&working_lock);
+    char *old = working.doc;
+    snprintf(working.uid, sizeof(working.uid), "%s", uid);
+    working.gen = gen;
+    working.doc = doc;
+    working.len = len;
+    pthread_mutex_unlock(&working_lock);
+    free(old);
+}
+
+/* Deltas kept after the base before the document is written back as the new base: bounds what a
+ * rebuild replays, at one whole-document write per this many deltas. */
+#define DELTAS_PER_BASE 32
+
+int checkpoint_materialize(Db *db, const char *uid, char **doc, size_t *len, long long *seq, int *ndeltas)
+{
+    *doc = NULL;
+    *len = 0;
+    DbParam p[] = {DB_TEXT(uid)};
+    PGresult *r =
+        db_exec(db, "SELECT raw, seq::text FROM extension_pulumi_state_checkpoints WHERE update_id = $1", 1, p, true);
+    if (!r)
+        return -1;
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        return 0;
+    }
+    size_t n = (size_t)PQgetlength(r, 0, 0);
+    char *cur = xstrndup(PQgetvalue(r, 0, 0), n);
+    long long at = atoll(PQgetvalue(r, 0, 1));
+    PQclear(r);
+    char sbuf[24];
+    snprintf(sbuf, sizeof(sbuf), "%lld", at);
+    DbParam q[] = {DB_TEXT(uid), DB_TEXT(sbuf)};
+    r = db_exec(db,
+                "SELECT seq, edits FROM extension_pulumi_state_checkpoint_deltas WHERE update_id = $1 AND seq > $2 "
+                "ORDER BY seq",
+                2, q, false);
+    if (!r) {
+        free(cur);
+        return -1;
+    }
+    int rows = PQntuples(r);
+    for (int i = 0; i < rows; i++) {
+        json_t *edits = json_loadb(PQgetvalue(r, i, 1), (size_t)PQgetlength(r, i, 1), 0, NULL);
+        char *next = NULL;
+        size_t nextlen = 0;
+        /* verified against the CLI's hash when they arrived */
+        DeltaResult dr = edits ? delta_apply(cur, n, edits, NULL, &next, &nextlen, NULL, 0) : DELTA_BAD_EDITS;
+        json_decref(edits);
+        if (dr != DELTA_OK) {
+            log_error("update %s: stored delta %s no longer applies", uid, PQgetvalue(r, i, 0));
+            PQclear(r);
+            free(cur);
+            return -1;
+        }
+        free(cur);
+        cur = next;
+        n = nextlen;
+        at = atoll(PQgetvalue(r, i, 0));
+    }
+    PQclear(r);
+    *doc = cur;
+    *len = n;
+    if (seq)
+        *seq = at;
+    if (ndeltas)
+        *ndeltas = rows;
+    return 1;
+}
+
 bool update_checkpoint_delta(Db *db, const StackRef *ref, const char *uid, const char *token, long long seq,
                              json_t *edits, const char *hash, ApiError *e)
 {
     UpdateInfo info;
-    char *out = NULL;
+    char *base = NULL, *out = NULL;
+    size_t baselen = 0, outlen = 0;
     bool ok = false;
     if (!begin_state(db, ref, uid, token, false, &info, e))
         goto done;
@@ -93,32 +197,72 @@ bool update_checkpoint_delta(Db *db, const StackRef *ref, const char *uid, const
         api_fail(e, 409, "Conflict: checkpoint sequence number %lld is older than %lld", seq, info.last_seq);
         goto done;
     }
-    DbParam p[] = {DB_TEXT(uid)};
-    PGresult *r = db_exec(db, "SELECT raw FROM extension_pulumi_state_checkpoints WHERE update_id = $1", 1, p, true);
-    if (!r) {
+    /* The document now: this worker's copy when it is current, else the base and its deltas. */
+    int pending = -1;
+    base = working_take(uid, info.checkpoint_gen, &baselen);
+    if (!base) {
+        int m = checkpoint_materialize(db, uid, &base, &baselen, NULL, &pending);
+        if (m < 0) {
+            api_internal(e);
+            goto done;
+        }
+        if (m == 0) {
+            api_fail(e, 409, "Conflict: no verbatim checkpoint to apply a delta to; send a verbatim checkpoint");
+            goto done;
+        }
+    }
+    char err[160] = "";
+    DeltaResult dr = delta_apply(base, baselen, edits, hash, &out, &outlen, err, sizeof(err));
+    if (dr == DELTA_HASH_MISMATCH) {
+        api_fail(e, 409, "Conflict: the checkpoint hash does not match the result of the delta");
+        goto done;
+    }
+    if (dr != DELTA_OK) {
+        api_fail(e, 400, "Bad Request: invalid delta: %s", err);
+        goto done;
+    }
+    /* The result is byte for byte the CLI's own serialisation (its SHA-256 matched), and the base was
+     * checked as a deployment when it arrived: no second parse of the whole document. Stored: the edits
+     * alone, and every DELTAS_PER_BASE deltas the document as the new base. */
+    char sbuf[24];
+    snprintf(sbuf, sizeof(sbuf), "%lld", seq);
+    char *text = json_dumps(edits, JSON_COMPACT);
+    DbParam p[] = {DB_TEXT(uid), DB_TEXT(sbuf), DB_TEXT(text)};
+    DbParam b[] = {DB_TEXT(uid), DB_TEXT(sbuf), DB_BIN(out, outlen)};
+    bool rebase = pending < 0 ? false : pending + 1 >= DELTAS_PER_BASE;
+    if (pending < 0) {
+        PGresult *r = db_exec(db, "SELECT count(*) FROM extension_pulumi_state_checkpoint_deltas WHERE update_id = $1",
+                              1, p, false);
+        rebase = r && PQntuples(r) == 1 && atoi(PQgetvalue(r, 0, 0)) + 1 >= DELTAS_PER_BASE;
+        PQclear(r);
+    }
+    bool stored =
+        text &&
+        (rebase ? db_run(db,
+                         "UPDATE extension_pulumi_state_checkpoints SET seq = $2, raw = $3, updated_at = now() "
+                         "WHERE update_id = $1",
+                         3, b) &&
+                      db_run(db, "DELETE FROM extension_pulumi_state_checkpoint_deltas WHERE update_id = $1", 1, p)
+                : db_run(db,
+                         "INSERT INTO extension_pulumi_state_checkpoint_deltas (update_id, seq, edits) "
+                         "VALUES ($1, $2, $3)",
+                         3, p)) &&
+        db_run(db,
+               "UPDATE extension_pulumi_state_updates SET last_seq = $2, checkpoint_mode = 'delta', "
+               "checkpoint_gen = checkpoint_gen + 1 WHERE id = $1",
+               2, p) &&
+        db_commit(db);
+    free(text);
+    if (!stored) {
         api_internal(e);
         goto done;
     }
-    if (PQntuples(r) != 1) {
-        PQclear(r);
-        api_fail(e, 409, "Conflict: no verbatim checkpoint to apply a delta to; send a verbatim checkpoint");
-        goto done;
-    }
-    char err[160] = "";
-    size_t outlen = 0;
-    DeltaResult dr =
-        delta_apply(PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0), edits, hash, &out, &outlen, err, sizeof(err));
-    PQclear(r);
-    if (dr == DELTA_HASH_MISMATCH)
-        api_fail(e, 409, "Conflict: the checkpoint hash does not match the result of the delta");
-    else if (dr != DELTA_OK)
-        api_fail(e, 400, "Bad Request: invalid delta: %s", err);
-    else if (!jspan_validate(out, outlen) || !state_doc_valid(out, outlen))
-        api_fail(e, 400, "Bad Request: the delta does not produce a valid deployment");
-    else
-        ok = store_checkpoint(db, uid, "verbatim", seq, out, outlen, e);
+    working_put(uid, info.checkpoint_gen + 1, out, outlen);
+    out = NULL;
+    ok = true;
 done:
     db_rollback(db);
+    free(base);
     free(out);
     return ok;
 }

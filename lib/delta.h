@@ -9,8 +9,8 @@ typedef enum { DELTA_OK, DELTA_BAD_EDITS, DELTA_HASH_MISMATCH } DeltaResult;
 
 /* edits: borrowed JSON array of {"Span":{"start":{"line","column","offset"},"end":{...}},"NewText":s}.
  * Offsets are byte offsets into base; offset < 0 is the legacy form (1-based line + byte column).
- * hash_hex: expected lowercase hex SHA-256 of the result. On DELTA_OK *out is new (NUL-terminated
- * past *outlen). err (may be NULL) receives a short reason on failure. */
+ * hash_hex: expected lowercase hex SHA-256 of the result (NULL: not checked, for edits verified before). On DELTA_OK
+ * *out is new (NUL-terminated past *outlen). err (may be NULL) receives a short reason on failure. */
 DeltaResult delta_apply(const char *base, size_t baselen, json_t *edits, const char *hash_hex, char **out,
                         size_t *outlen, char *err, size_t errlen);
 

@@ -462,24 +462,20 @@ bool stack_import(Db *db, const StackRef *ref, const char *doc, size_t len, Audi
  * far. False when it has neither (the stored version is then the freshest). */
 static bool in_progress_state(Db *db, const Stack *s, Export *out)
 {
+    int m = checkpoint_materialize(db, s->active_update, &out->data, &out->len, NULL, NULL);
+    if (m != 0)
+        return m > 0;
     DbParam p[] = {DB_TEXT(s->active_update)};
     PGresult *r = db_exec(db,
-                          "SELECT c.raw, u.journal_version::text, coalesce(u.base_version, 0)::text FROM "
-                          "extension_pulumi_state_updates u LEFT JOIN extension_pulumi_state_checkpoints c "
-                          "ON c.update_id = u.id WHERE u.id = $1",
-                          1, p, true);
+                          "SELECT journal_version, coalesce(base_version, 0) FROM extension_pulumi_state_updates "
+                          "WHERE id = $1",
+                          1, p, false);
     if (!r || PQntuples(r) != 1) {
         PQclear(r);
         return false;
     }
-    if (!PQgetisnull(r, 0, 0)) {
-        out->len = (size_t)PQgetlength(r, 0, 0);
-        out->data = xstrndup(PQgetvalue(r, 0, 0), out->len);
-        PQclear(r);
-        return true;
-    }
-    bool journaled = atoi(PQgetvalue(r, 0, 1)) > 0;
-    int base = atoi(PQgetvalue(r, 0, 2));
+    bool journaled = atoi(PQgetvalue(r, 0, 0)) > 0;
+    int base = atoi(PQgetvalue(r, 0, 1));
     PQclear(r);
     return journaled &&
            journal_materialize(db, s, s->active_update, base, true, &out->data, &out->len, NULL, 0) == MAT_OK &&

@@ -159,17 +159,10 @@ fail:
 static bool store_result(Db *db, Stack *s, const char *update_id, int base_version, UpdateStatus *status, char *why,
                          size_t whylen)
 {
-    DbParam p[] = {DB_TEXT(update_id)};
-    PGresult *r = db_exec(db, "SELECT raw FROM extension_pulumi_state_checkpoints WHERE update_id = $1", 1, p, true);
-    if (!r)
-        return false;
     char *doc = NULL;
     size_t len = 0;
-    if (PQntuples(r) == 1) {
-        len = (size_t)PQgetlength(r, 0, 0);
-        doc = xstrndup(PQgetvalue(r, 0, 0), len);
-    }
-    PQclear(r);
+    if (checkpoint_materialize(db, update_id, &doc, &len, NULL, NULL) < 0)
+        return false;
     /* A journal that cannot be replayed must not wedge the stack. A success must replay whole;
      * when it does not, the update ends failed instead, keeping whatever the journal recorded (a
      * lenient replay skips what cannot be applied), and the caller says why. An update that
@@ -245,6 +238,7 @@ bool update_finish(Db *db, Stack *s, const char *update_id, UpdateStatus status,
     }
     double t0 = mono_ms();
     if (!db_run(db, "DELETE FROM extension_pulumi_state_checkpoints WHERE update_id = $1", 1, p) ||
+        !db_run(db, "DELETE FROM extension_pulumi_state_checkpoint_deltas WHERE update_id = $1", 1, p) ||
         !db_run(db, "DELETE FROM extension_pulumi_state_journal WHERE update_id = $1", 1, p))
         return false;
     log_debug("dropped the working state of update %s in %.1f ms", update_id, mono_ms() - t0);
@@ -311,7 +305,7 @@ bool update_auth(Db *db, const StackRef *ref, const char *uid, const char *token
     DbParam p[] = {DB_TEXT(uid), DB_TEXT(s->id)};
     PGresult *r = db_exec(db,
                           "SELECT status, dry_run, journal_version, last_seq, coalesce(token_hash, ''), "
-                          "coalesce(prev_token_hash, ''), coalesce(lease_expires_at < now(), false) "
+                          "coalesce(prev_token_hash, ''), coalesce(lease_expires_at < now(), false), checkpoint_gen "
                           "FROM extension_pulumi_state_updates WHERE id = $1 AND stack_id = $2",
                           2, p, false);
     bool ok = false;
@@ -332,6 +326,7 @@ bool update_auth(Db *db, const StackRef *ref, const char *uid, const char *token
     info->dry_run = PQgetvalue(r, 0, 1)[0] == 't';
     info->journal_version = atoi(PQgetvalue(r, 0, 2));
     info->last_seq = atoll(PQgetvalue(r, 0, 3));
+    info->checkpoint_gen = atoll(PQgetvalue(r, 0, 7));
     bool expired = PQgetvalue(r, 0, 6)[0] == 't';
     PQclear(r);
     if (!match) {

@@ -37,7 +37,13 @@ typedef struct UpdateInfo {
     bool dry_run;
     int journal_version;
     long long last_seq;
+    long long checkpoint_gen; /* bumped by every change of the working state (checkpoint.c) */
 } UpdateInfo;
+
+/* The working state of a checkpointing update: its base document with the deltas after it applied
+ * (new *doc), the sequence number it is at and how many deltas were applied (either may be NULL).
+ * 1 when the update has a checkpoint, 0 when it has none, -1 on a database error. */
+int checkpoint_materialize(Db *db, const char *uid, char **doc, size_t *len, long long *seq, int *ndeltas);
 
 /* Rebuild the state of a journaled update from its base version and its entries (new *doc, NULL
  * when the update has no journal entries), stamped with the version of the CLI that ran it. Strict

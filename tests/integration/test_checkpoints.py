@@ -310,3 +310,39 @@ def test_checkpoint_with_valid_unusual_text(api, server):
     assert_ok(_verbatim(api, upd, raw2, 1))
     assert_ok(api.complete(upd))
     assert api.export(st)["deployment"] == d
+
+
+def test_deltas_alternating_front_ends_and_rebased(api, japi, server, pg):
+    """Deltas sent alternately to two front ends (each worker's copy of the document is stale every other
+    time, so it is rebuilt from the base and the stored deltas), 70 of them (the base is rewritten every 32):
+    every export during the update and the version it ends with are the exact bytes the CLI would have."""
+    st = api.new_stack()
+    upd = api.begin(st)
+    state = small_state(st, server, n=5)
+    doc = json.dumps({"version": 3, "deployment": state}, indent=4)
+    assert_ok(_verbatim(api, upd, doc.encode(), 1))
+    rows = []
+    for seq in range(2, 72):
+        marker = '"version": 3'
+        at = doc.index(marker)
+        # grow the document a little each time, at a point that moves: a comment-free JSON edit
+        new = '"version": 3, "x%d": %d' % (seq, seq) if seq % 2 else marker
+        edits = [{"Span": {"start": {"line": 0, "column": 0, "offset": at},
+                           "end": {"line": 0, "column": 0, "offset": at + len(marker)}}, "NewText": new}]
+        doc = doc[:at] + new + doc[at + len(marker):]
+        body = {"version": 3, "checkpointHash": hashlib.sha256(doc.encode()).hexdigest(), "sequenceNumber": seq,
+                "deploymentDelta": edits}
+        front = api if seq % 2 else japi
+        assert_ok(front.patch(upd.path + "/checkpointdelta", body, update=upd))
+        rows.append(int(pg.psql("SELECT count(*) FROM extension_pulumi_state_checkpoint_deltas WHERE update_id = "
+                                ":'p1'", upd.id)[0][0]))
+        if seq % 10 == 0:
+            assert (japi if seq % 20 else api).get(st.path + "/export").raw == doc.encode()
+    assert max(rows) < 32 and min(rows) == 0  # rebased on the way, never more than 31 deltas kept
+    # A retry of the last one changes nothing; a stale one is refused.
+    assert_ok(japi.patch(upd.path + "/checkpointdelta", body, update=upd))
+    assert_error(api.patch(upd.path + "/checkpointdelta", dict(body, sequenceNumber=5), update=upd), 409)
+    assert_ok(api.complete(upd))
+    assert api.get(st.path + "/export/1").raw == doc.encode()
+    assert pg.psql("SELECT count(*) FROM extension_pulumi_state_checkpoint_deltas WHERE update_id = :'p1'",
+                   upd.id)[0][0] == "0"

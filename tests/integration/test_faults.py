@@ -17,7 +17,7 @@ from test_journal import SP
 ROUTES = ["start", "checkpoint", "verbatim", "delta", "journal", "events", "complete"]
 # The table each route writes inside its transaction: locked by the test to hold the handler mid-way.
 WRITES = {"start": "extension_pulumi_state_stacks", "checkpoint": "extension_pulumi_state_checkpoints",
-          "verbatim": "extension_pulumi_state_checkpoints", "delta": "extension_pulumi_state_checkpoints",
+          "verbatim": "extension_pulumi_state_checkpoints", "delta": "extension_pulumi_state_checkpoint_deltas",
           "journal": "extension_pulumi_state_journal", "events": "extension_pulumi_state_events",
           "complete": "extension_pulumi_state_versions"}
 
