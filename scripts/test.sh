@@ -38,6 +38,8 @@ PULUMI_STATE_BINDIR=$PWD/build-tsan python3 -m pytest -q tests/integration/test_
 echo "== CLI end-to-end tests"
 PULUMI_STATE_BINDIR=$PWD/build python3 -m pytest -q tests/cli \
     --junitxml="$results/cli.xml" -p no:cacheprovider
+echo "== CLI release matrix: the pinned and the newest release (built when missing), the others when cached"
+PULUMI_STATE_BINDIR=$PWD/build python3 -m pytest -q tests/matrix --junitxml="$results/matrix.xml" -p no:cacheprovider
 echo "== integration tests through Apache 2.4 (mod_proxy_fcgi, spawn-fcgi workers; ASan+UBSan)"
 PULUMI_STATE_TEST_FRONTEND=apache PULUMI_STATE_BINDIR=$PWD/build-asan python3 -m pytest -q tests/integration \
     --junitxml="$results/integration-apache.xml" -p no:cacheprovider
