@@ -4,11 +4,11 @@
 # cluster, and rewrite the README's table between the cli-matrix markers. Needs a build (scripts/build.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-releases=$(awk '!/^#/ && NF {print $1}' tests/matrix/releases)
+releases=$(awk '!/^#/ && NF {print $1}' tests/matrix/releases | sort -u)
 dirs=()
 for r in $releases; do
     echo "== $r" >&2
-    dirs+=("$(PULUMI_VERSION=$r bash tests/cli/install-pulumi.sh)")
+    dirs+=("$r=$(PULUMI_VERSION=$r bash tests/cli/install-pulumi.sh)")
 done
 out=build/test-results/cli-matrix.jsonl
 mkdir -p build/test-results
@@ -19,12 +19,12 @@ sys.path.insert(0, "tests/matrix")
 import smoke
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 mark = {True: "pass", False: "**FAIL**", None: "n/a"}
-head = "| feature | " + " | ".join(r["version"] for r in rows) + " |"
+head = "| feature | " + " | ".join(r["label"].replace(" + ", "<br>") for r in rows) + " |"
 lines = [head, "|---|" + "---|" * len(rows)]
 lines.append("| checkpoints sent as | " + " | ".join(", ".join(r["modes"]) or "-" for r in rows) + " |")
 for f in smoke.FEATURES:
     lines.append("| %s | " % f + " | ".join(mark[r["features"].get(f, [False])[0]] for r in rows) + " |")
-notes = sorted({"%s %s: %s" % (r["version"], f, v[1]) for r in rows for f, v in r["features"].items()
+notes = sorted({"%s %s: %s" % (r["label"], f, v[1]) for r in rows for f, v in r["features"].items()
                 if v[0] is not True and v[1]})
 table = "\n".join(lines) + "\n" + "".join("\n- %s" % n.replace("\n", " ")[:300] for n in notes) + "\n"
 readme = open("README.md").read()

@@ -2,8 +2,9 @@
 `pulumi-language-yaml`) against a running server, feature by feature, each recorded as passed or failed
 with its reason; the checkpoint protocol the release used is read from the database.
 
-As a script: python3 tests/matrix/smoke.py CLI_DIR... prints one JSON object per release (a throwaway
-cluster of its own, built binaries from PULUMI_STATE_BINDIR)."""
+As a script: python3 tests/matrix/smoke.py RELEASE=CLI_DIR... prints one JSON object per line of
+tests/matrix/releases it has a CLI for (each on a throwaway cluster of its own, built binaries from
+PULUMI_STATE_BINDIR)."""
 import json
 import os
 import re
@@ -18,6 +19,8 @@ import harness  # noqa: E402
 from clilib import Cli  # noqa: E402
 
 ORG = "itlusions"
+# Deltas from the first byte, so releases that checkpoint send checkpointdelta even for small states.
+SETTINGS = {"PULUMI_STATE_CHECKPOINT_CUTOFF_BYTES": "1"}
 FEATURES = ["login", "whoami", "stack init", "stack ls", "config set --secret", "up: create", "up: update",
             "up: replace", "up: delete", "preview", "refresh", "stack export/import", "history", "cancel",
             "stack rename", "destroy + stack rm"]
@@ -36,8 +39,9 @@ def has_stash(version):
 
 def program(project, step, stash):
     """The program at each step: create, update (a value changes), replace, delete."""
-    lines = ["name: %s" % project, "runtime: yaml", "config:", "  pw:", "    type: string", "    secret: true",
-             "resources:"]
+    lines = ["name: %s" % project, "runtime: yaml", "config:", "  pw:", "    type: string", "    secret: true"]
+    if stash or step != "delete":
+        lines.append("resources:")
     if stash:
         a = "one" if step == "create" else "two"
         b = "keep2" if step in ("replace", "delete") else "keep"
@@ -73,13 +77,15 @@ def hold_lease(server, project, name):
     return uid, body["token"]
 
 
-def run_smoke(server, cli_dir, project):
-    """{feature: [passed, detail]} plus the checkpoint mode(s) the release used."""
+def run_smoke(server, cli_dir, project, env=None):
+    """{feature: [passed, detail]} plus the checkpoint mode(s) the release used; env: more variables for
+    the CLI (PULUMI_ENABLE_JOURNALING=true for the releases where journaling is opt-in)."""
     version = cli_version(cli_dir)
     stash = has_stash(version)
     results = {}
     cli = Cli(server.url, token=server.token)
     cli.env["PATH"] = cli_dir + os.pathsep + os.environ["PATH"]
+    cli.env.update(env or {})
     full = "%s/%s/dev" % (ORG, project)
 
     def step(feature, fn):
@@ -210,14 +216,29 @@ class SkipFeature(Exception):
         return "n/a: " + (self.args[0] if self.args else "")
 
 
+def releases():
+    """(label, release, when CI runs it, env) of tests/matrix/releases."""
+    out = []
+    for line in open(os.path.join(HERE, "releases")):
+        if line.strip() and not line.startswith("#"):
+            f = line.split("#")[0].split()
+            env = dict(kv.split("=", 1) for kv in f[2:] if "=" in kv)
+            out.append((f[0] + (" + " + " ".join(f[2:]) if env else ""), f[0], f[1], env))
+    return out
+
+
 def main(dirs):
+    """dirs: RELEASE=CLI_DIR for each release to run (every line of the releases file with it)."""
     bindir = os.environ.get("PULUMI_STATE_BINDIR") or os.path.join(harness.ROOT, "build")
-    for d in dirs:
-        c = harness.Cluster(bindir=bindir, procs=1, threads=4)
+    given = dict(d.split("=", 1) for d in dirs)
+    for label, release, _, env in releases():
+        if release not in given:
+            continue
+        c = harness.Cluster(bindir=bindir, procs=1, threads=4, settings=SETTINGS)
         c.start()
         try:
-            name = re.sub(r"[^a-z0-9]", "", os.path.basename(d.rstrip("/")).split("-")[0])
-            print(json.dumps(dict(run_smoke(c.server, d, "m" + name), dir=d)), flush=True)
+            got = run_smoke(c.server, given[release], "m" + re.sub(r"[^0-9a-z]", "", label.lower())[:40], env)
+            print(json.dumps(dict(got, label=label)), flush=True)
         finally:
             c.stop()
 

@@ -10,8 +10,7 @@ import pytest
 import harness
 import smoke
 
-RELEASES = [line.split()[:2] for line in open(os.path.join(os.path.dirname(__file__), "releases"))
-            if line.strip() and not line.startswith("#")]
+RELEASES = smoke.releases()
 YAML = "v1.32.0"
 
 
@@ -30,7 +29,7 @@ def cli_for(release, when):
 
 @pytest.fixture(scope="module")
 def server():
-    c = harness.Cluster(procs=2, threads=4)
+    c = harness.Cluster(procs=2, threads=4, settings=smoke.SETTINGS)
     c.start()
     yield c.server
     bad = c.server.unexplained_5xx()
@@ -38,11 +37,13 @@ def server():
     assert not bad, "".join(bad[:20])
 
 
-@pytest.mark.parametrize("release,when", RELEASES, ids=[r for r, _ in RELEASES])
-def test_release_smoke(server, release, when):
+@pytest.mark.parametrize("label,release,when,env", RELEASES, ids=[r[0] for r in RELEASES])
+def test_release_smoke(server, label, release, when, env):
     d = cli_for(release, when)
-    got = smoke.run_smoke(server, d, "m" + re.sub(r"[^0-9]", "", release))
+    got = smoke.run_smoke(server, d, "m" + re.sub(r"[^0-9a-z]", "", label.lower())[:40], env)
     assert got["version"] == release
     failed = {k: v[1] for k, v in got["features"].items() if v[0] is False}
-    assert not failed, "%s: %s" % (release, failed)
+    assert not failed, "%s: %s" % (label, failed)
+    if env.get("PULUMI_ENABLE_JOURNALING") == "true" or release >= "v3.259":
+        assert got["modes"] == ["journal"], got["modes"]
     assert set(got["features"]) == set(smoke.FEATURES)
