@@ -53,8 +53,9 @@ void api_checkpoint(Ctx *c)
     buf_puts(&doc, "}");
     StackRef ref = ctx_stack(c);
     ApiError e;
-    render(c, update_checkpoint(c->db, &ref, c->update_id, c->update_token, doc.data, doc.len, &e), &e);
-    buf_free(&doc);
+    size_t len;
+    char *text = buf_steal(&doc, &len);
+    render(c, update_checkpoint(c->db, &ref, c->update_id, c->update_token, text, len, &e), &e);
 }
 
 void api_checkpoint_verbatim(Ctx *c)

@@ -7,6 +7,7 @@
 #include <uuid/uuid.h>
 
 #include "delta.h"
+#include "textdiff.h"
 #include "token.h"
 #include "update.h"
 
@@ -26,60 +27,6 @@ static bool accepts_state(Db *db, const UpdateInfo *info, bool journal, ApiError
                         journal ? "Conflict: journaling was not negotiated for this update"
                                 : "Conflict: this update sends journal entries, not checkpoints");
     return true;
-}
-
-/* Store a whole document as the update's base (transaction open, lock held) and commit: the deltas
- * before it are dropped, and the generation moves on. */
-static bool store_checkpoint(Db *db, const char *uid, const char *mode, long long seq, const char *doc, size_t len,
-                             ApiError *e)
-{
-    char sbuf[24];
-    snprintf(sbuf, sizeof(sbuf), "%lld", seq);
-    DbParam p[] = {DB_TEXT(uid), DB_TEXT(sbuf), DB_TEXT(mode), DB_BIN(doc, len)};
-    if (!db_run(db,
-                "INSERT INTO extension_pulumi_state_checkpoints (update_id, seq, mode, raw) VALUES ($1, $2, $3, $4) "
-                "ON CONFLICT (update_id) DO UPDATE SET seq = $2, mode = $3, raw = $4, updated_at = now()",
-                4, p) ||
-        !db_run(db, "DELETE FROM extension_pulumi_state_checkpoint_deltas WHERE update_id = $1", 1, p) ||
-        !db_run(db,
-                "UPDATE extension_pulumi_state_updates SET last_seq = $2, checkpoint_mode = $3, "
-                "checkpoint_gen = checkpoint_gen + 1 WHERE id = $1",
-                3, p) ||
-        !db_commit(db))
-        return api_internal(e);
-    return true;
-}
-
-/* update_auth with the lock, then accepts_state: the common start of every checkpoint call. */
-static bool begin_state(Db *db, const StackRef *ref, const char *uid, const char *token, bool journal, UpdateInfo *info,
-                        ApiError *e)
-{
-    Stack *s = NULL;
-    bool ok = update_auth(db, ref, uid, token, true, &s, info, e) && accepts_state(db, info, journal, e);
-    stack_free(s);
-    return ok;
-}
-
-bool update_checkpoint(Db *db, const StackRef *ref, const char *uid, const char *token, const char *doc, size_t len,
-                       ApiError *e)
-{
-    UpdateInfo info;
-    bool ok = begin_state(db, ref, uid, token, false, &info, e) &&
-              store_checkpoint(db, uid, "full", info.last_seq, doc, len, e);
-    db_rollback(db);
-    return ok;
-}
-
-bool update_checkpoint_verbatim(Db *db, const StackRef *ref, const char *uid, const char *token, long long seq,
-                                const char *doc, size_t len, ApiError *e)
-{
-    UpdateInfo info;
-    bool ok = begin_state(db, ref, uid, token, false, &info, e);
-    if (ok && seq < info.last_seq)
-        ok = api_fail(e, 409, "Conflict: checkpoint sequence number %lld is older than %lld", seq, info.last_seq);
-    ok = ok && store_checkpoint(db, uid, "verbatim", seq, doc, len, e);
-    db_rollback(db);
-    return ok;
 }
 
 /* A worker's copy of the document a delta applies to: the last one this process produced. It is used
@@ -117,6 +64,52 @@ static void working_put(const char *uid, long long gen, char *doc, size_t len)
     working.len = len;
     pthread_mutex_unlock(&working_lock);
     free(old);
+}
+
+/* Store a whole document as the update's base (transaction open, lock held) and commit: the deltas
+ * before it are dropped, and the generation moves on. */
+static bool store_checkpoint(Db *db, const char *uid, const char *mode, long long seq, const char *doc, size_t len,
+                             ApiError *e)
+{
+    char sbuf[24];
+    snprintf(sbuf, sizeof(sbuf), "%lld", seq);
+    DbParam p[] = {DB_TEXT(uid), DB_TEXT(sbuf), DB_TEXT(mode), DB_BIN(doc, len)};
+    if (!db_run(db,
+                "INSERT INTO extension_pulumi_state_checkpoints (update_id, seq, mode, raw) VALUES ($1, $2, $3, $4) "
+                "ON CONFLICT (update_id) DO UPDATE SET seq = $2, mode = $3, raw = $4, updated_at = now()",
+                4, p) ||
+        !db_run(db, "DELETE FROM extension_pulumi_state_checkpoint_deltas WHERE update_id = $1", 1, p) ||
+        !db_run(db,
+                "UPDATE extension_pulumi_state_updates SET last_seq = $2, checkpoint_mode = $3, "
+                "checkpoint_gen = checkpoint_gen + 1 WHERE id = $1",
+                3, p) ||
+        !db_commit(db))
+        return api_internal(e);
+    return true;
+}
+
+/* update_auth with the lock, then accepts_state: the common start of every checkpoint call. */
+static bool begin_state(Db *db, const StackRef *ref, const char *uid, const char *token, bool journal, UpdateInfo *info,
+                        ApiError *e)
+{
+    Stack *s = NULL;
+    bool ok = update_auth(db, ref, uid, token, true, &s, info, e) && accepts_state(db, info, journal, e);
+    stack_free(s);
+    return ok;
+}
+
+bool update_checkpoint_verbatim(Db *db, const StackRef *ref, const char *uid, const char *token, long long seq,
+                                const char *doc, size_t len, ApiError *e)
+{
+    UpdateInfo info;
+    bool ok = begin_state(db, ref, uid, token, false, &info, e);
+    if (ok && seq < info.last_seq)
+        ok = api_fail(e, 409, "Conflict: checkpoint sequence number %lld is older than %lld", seq, info.last_seq);
+    ok = ok && store_checkpoint(db, uid, "verbatim", seq, doc, len, e);
+    if (ok) /* the base the next delta applies to */
+        working_put(uid, info.checkpoint_gen + 1, xstrndup(doc, len), len);
+    db_rollback(db);
+    return ok;
 }
 
 /* Deltas kept after the base before the document is written back as the new base: bounds what a
@@ -180,6 +173,101 @@ int checkpoint_materialize(Db *db, const char *uid, char **doc, size_t *len, lon
     return 1;
 }
 
+/* Store one accepted change of the document as its edits (text: a deploymentDelta array), or every
+ * DELTAS_PER_BASE changes the whole document as the new base; move the update to seq and the next
+ * generation, commit. pending: deltas stored since the base, -1 when not known. */
+static bool store_delta(Db *db, const char *uid, long long seq, const char *mode, const char *text, const char *doc,
+                        size_t len, int pending)
+{
+    char sbuf[24];
+    snprintf(sbuf, sizeof(sbuf), "%lld", seq);
+    DbParam p[] = {DB_TEXT(uid), DB_TEXT(sbuf), DB_TEXT(text), DB_TEXT(mode)};
+    DbParam b[] = {DB_TEXT(uid), DB_TEXT(sbuf), DB_BIN(doc, len)};
+    if (pending < 0) {
+        PGresult *r = db_exec(db, "SELECT count(*) FROM extension_pulumi_state_checkpoint_deltas WHERE update_id = $1",
+                              1, p, false);
+        if (!r)
+            return false;
+        pending = PQntuples(r) == 1 ? atoi(PQgetvalue(r, 0, 0)) : 0;
+        PQclear(r);
+    }
+    bool rebase = pending + 1 >= DELTAS_PER_BASE;
+    DbParam u[] = {DB_TEXT(uid), DB_TEXT(sbuf), DB_TEXT(mode)};
+    return (rebase ? db_run(db,
+                            "UPDATE extension_pulumi_state_checkpoints SET seq = $2, raw = $3, updated_at = now() "
+                            "WHERE update_id = $1",
+                            3, b) &&
+                         db_run(db, "DELETE FROM extension_pulumi_state_checkpoint_deltas WHERE update_id = $1", 1, p)
+                   : db_run(db,
+                            "INSERT INTO extension_pulumi_state_checkpoint_deltas (update_id, seq, edits) "
+                            "VALUES ($1, $2, $3)",
+                            3, p)) &&
+           db_run(db,
+                  "UPDATE extension_pulumi_state_updates SET last_seq = $2, checkpoint_mode = $3, "
+                  "checkpoint_gen = checkpoint_gen + 1 WHERE id = $1",
+                  3, u) &&
+           db_commit(db);
+}
+
+/* A full checkpoint as edits of the document before it, when this worker holds that document and
+ * little changed (the CLI sends the whole state every time; most of it is the same bytes). NULL when
+ * it should be stored whole. */
+static char *full_as_edits(const char *base, size_t baselen, const char *doc, size_t len)
+{
+    TextEdit ed[64];
+    size_t n = textdiff(base, baselen, doc, len, ed, 64), changed = 0;
+    if (n > 64)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        changed += (ed[i].end - ed[i].start) + (ed[i].bend - ed[i].bstart);
+    if (changed > len / 4)
+        return NULL;
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_t *text = json_stringn(doc + ed[i].bstart, ed[i].bend - ed[i].bstart);
+        if (!text) {
+            json_decref(arr);
+            return NULL;
+        }
+        json_array_append_new(arr,
+                              json_pack("{s:{s:{s:I},s:{s:I}},s:o}", "Span", "start", "offset", (json_int_t)ed[i].start,
+                                        "end", "offset", (json_int_t)ed[i].end, "NewText", text));
+    }
+    char *out = json_dumps(arr, JSON_COMPACT);
+    json_decref(arr);
+    return out;
+}
+
+bool update_checkpoint(Db *db, const StackRef *ref, const char *uid, const char *token, char *doc, size_t len,
+                       ApiError *e)
+{
+    UpdateInfo info;
+    if (!begin_state(db, ref, uid, token, false, &info, e)) {
+        db_rollback(db);
+        free(doc);
+        return false;
+    }
+    size_t baselen = 0;
+    char *base = working_take(uid, info.checkpoint_gen, &baselen);
+    char *text = base ? full_as_edits(base, baselen, doc, len) : NULL;
+    free(base);
+    bool ok;
+    if (text) {
+        ok = store_delta(db, uid, info.last_seq + 1, "full", text, doc, len, -1);
+        if (!ok)
+            api_internal(e);
+    } else {
+        ok = store_checkpoint(db, uid, "full", info.last_seq + 1, doc, len, e);
+    }
+    free(text);
+    if (ok)
+        working_put(uid, info.checkpoint_gen + 1, doc, len); /* kept: the next one is diffed against it */
+    else
+        free(doc);
+    db_rollback(db);
+    return ok;
+}
+
 bool update_checkpoint_delta(Db *db, const StackRef *ref, const char *uid, const char *token, long long seq,
                              json_t *edits, const char *hash, ApiError *e)
 {
@@ -222,36 +310,9 @@ bool update_checkpoint_delta(Db *db, const StackRef *ref, const char *uid, const
         goto done;
     }
     /* The result is byte for byte the CLI's own serialisation (its SHA-256 matched), and the base was
-     * checked as a deployment when it arrived: no second parse of the whole document. Stored: the edits
-     * alone, and every DELTAS_PER_BASE deltas the document as the new base. */
-    char sbuf[24];
-    snprintf(sbuf, sizeof(sbuf), "%lld", seq);
+     * checked as a deployment when it arrived: no second parse of the whole document. */
     char *text = json_dumps(edits, JSON_COMPACT);
-    DbParam p[] = {DB_TEXT(uid), DB_TEXT(sbuf), DB_TEXT(text)};
-    DbParam b[] = {DB_TEXT(uid), DB_TEXT(sbuf), DB_BIN(out, outlen)};
-    bool rebase = pending < 0 ? false : pending + 1 >= DELTAS_PER_BASE;
-    if (pending < 0) {
-        PGresult *r = db_exec(db, "SELECT count(*) FROM extension_pulumi_state_checkpoint_deltas WHERE update_id = $1",
-                              1, p, false);
-        rebase = r && PQntuples(r) == 1 && atoi(PQgetvalue(r, 0, 0)) + 1 >= DELTAS_PER_BASE;
-        PQclear(r);
-    }
-    bool stored =
-        text &&
-        (rebase ? db_run(db,
-                         "UPDATE extension_pulumi_state_checkpoints SET seq = $2, raw = $3, updated_at = now() "
-                         "WHERE update_id = $1",
-                         3, b) &&
-                      db_run(db, "DELETE FROM extension_pulumi_state_checkpoint_deltas WHERE update_id = $1", 1, p)
-                : db_run(db,
-                         "INSERT INTO extension_pulumi_state_checkpoint_deltas (update_id, seq, edits) "
-                         "VALUES ($1, $2, $3)",
-                         3, p)) &&
-        db_run(db,
-               "UPDATE extension_pulumi_state_updates SET last_seq = $2, checkpoint_mode = 'delta', "
-               "checkpoint_gen = checkpoint_gen + 1 WHERE id = $1",
-               2, p) &&
-        db_commit(db);
+    bool stored = text && store_delta(db, uid, seq, "delta", text, out, outlen, pending);
     free(text);
     if (!stored) {
         api_internal(e);

@@ -107,8 +107,8 @@ bool update_complete(Db *db, const StackRef *ref, const char *uid, const char *t
 bool update_cancel(Db *db, const StackRef *ref, const char *uid, const char *actor, bool admin, Audit *a, ApiError *e);
 
 /* The state an update sends. */
-/* A full checkpoint (doc: {"version":..,["features":..,]"deployment":..}). */
-bool update_checkpoint(Db *db, const StackRef *ref, const char *uid, const char *token, const char *doc, size_t len,
+/* A full checkpoint (doc: {"version":..,["features":..,]"deployment":..}, malloc'd: taken). */
+bool update_checkpoint(Db *db, const StackRef *ref, const char *uid, const char *token, char *doc, size_t len,
                        ApiError *e);
 /* A verbatim checkpoint: the exact bytes, with its sequence number. */
 bool update_checkpoint_verbatim(Db *db, const StackRef *ref, const char *uid, const char *token, long long seq,

@@ -346,3 +346,24 @@ def test_deltas_alternating_front_ends_and_rebased(api, japi, server, pg):
     assert api.get(st.path + "/export/1").raw == doc.encode()
     assert pg.psql("SELECT count(*) FROM extension_pulumi_state_checkpoint_deltas WHERE update_id = :'p1'",
                    upd.id)[0][0] == "0"
+
+
+def test_full_checkpoints_stored_as_edits(api, japi, server, pg):
+    """Full checkpoints that change little are stored as edits of the one before (on the worker that holds
+    it; whole otherwise, as when the other front end served the one before): every export during the
+    update and the version at the end are each checkpoint exactly."""
+    st = api.new_stack()
+    upd = api.begin(st)
+    kept = 0
+    for i in range(1, 50):
+        state = small_state(st, server, n=4)
+        state["resources"][-1]["outputs"] = {"step": i, "pad": "x" * 4000}
+        front = api if i < 25 or i % 3 else japi
+        assert_ok(front.checkpoint(upd, state))
+        kept = max(kept, int(pg.psql("SELECT count(*) FROM extension_pulumi_state_checkpoint_deltas WHERE "
+                                     "update_id = :'p1'", upd.id)[0][0]))
+        if i % 7 == 0:
+            assert (japi if i % 2 else api).export(st)["deployment"] == state
+    assert kept > 0  # edits were stored, not only whole documents
+    assert_ok(api.complete(upd))
+    assert api.export(st, version=1)["deployment"] == state
