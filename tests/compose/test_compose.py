@@ -47,7 +47,7 @@ def sh(args, check=True, timeout=1800, **kw):
 
 
 def ensure_packages():
-    need = [p for p, exe in (("docker.io", "/usr/bin/dockerd"), ("docker-compose", "/usr/bin/docker-compose"),
+    need = [p for p, exe in (("docker.io", "/usr/sbin/dockerd"), ("docker-compose", "/usr/bin/docker-compose"),
                              ("debootstrap", "/usr/sbin/debootstrap")) if not os.path.exists(exe)]
     if need:
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
@@ -67,7 +67,7 @@ class Engine:
 
     def start(self):
         if not self.up():
-            self.proc = subprocess.Popen(["/usr/bin/dockerd", "--pidfile", os.path.join(self.dir, "dockerd.pid")],
+            self.proc = subprocess.Popen(["/usr/sbin/dockerd", "--pidfile", os.path.join(self.dir, "dockerd.pid")],
                                          stdout=subprocess.DEVNULL,
                                          stderr=open(os.path.join(self.dir, "dockerd.log"), "ab"))
             harness.wait_until(lambda: self.up() or self.proc.poll() is not None, "dockerd to start", timeout=120)
