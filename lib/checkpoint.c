@@ -39,22 +39,24 @@ static struct {
     long long gen;
     char *doc;
     size_t len;
+    int pending; /* deltas stored after the base */
 } working;
 
-static char *working_take(const char *uid, long long gen, size_t *len)
+static char *working_take(const char *uid, long long gen, size_t *len, int *pending)
 {
     char *doc = NULL;
     pthread_mutex_lock(&working_lock);
     if (working.doc && working.gen == gen && !strcmp(working.uid, uid)) {
         doc = working.doc;
         *len = working.len;
+        *pending = working.pending;
         working.doc = NULL;
     }
     pthread_mutex_unlock(&working_lock);
     return doc;
 }
 
-static void working_put(const char *uid, long long gen, char *doc, size_t len)
+static void working_put(const char *uid, long long gen, char *doc, size_t len, int pending)
 {
     pthread_mutex_lock(&working_lock);
     char *old = working.doc;
@@ -62,6 +64,7 @@ static void working_put(const char *uid, long long gen, char *doc, size_t len)
     working.gen = gen;
     working.doc = doc;
     working.len = len;
+    working.pending = pending;
     pthread_mutex_unlock(&working_lock);
     free(old);
 }
@@ -107,7 +110,7 @@ bool update_checkpoint_verbatim(Db *db, const StackRef *ref, const char *uid, co
         ok = api_fail(e, 409, "Conflict: checkpoint sequence number %lld is older than %lld", seq, info.last_seq);
     ok = ok && store_checkpoint(db, uid, "verbatim", seq, doc, len, e);
     if (ok) /* the base the next delta applies to */
-        working_put(uid, info.checkpoint_gen + 1, xstrndup(doc, len), len);
+        working_put(uid, info.checkpoint_gen + 1, xstrndup(doc, len), len, 0);
     db_rollback(db);
     return ok;
 }
@@ -145,23 +148,47 @@ int checkpoint_materialize(Db *db, const char *uid, char **doc, size_t *len, lon
         return -1;
     }
     int rows = PQntuples(r);
-    for (int i = 0; i < rows; i++) {
-        json_t *edits = json_loadb(PQgetvalue(r, i, 1), (size_t)PQgetlength(r, i, 1), 0, NULL);
-        char *next = NULL;
-        size_t nextlen = 0;
-        /* verified against the CLI's hash when they arrived */
-        DeltaResult dr = edits ? delta_apply(cur, n, edits, NULL, &next, &nextlen, NULL, 0) : DELTA_BAD_EDITS;
-        json_decref(edits);
-        if (dr != DELTA_OK) {
-            log_error("update %s: stored delta %s no longer applies", uid, PQgetvalue(r, i, 0));
-            PQclear(r);
-            free(cur);
-            return -1;
+    json_t **deltas = xcalloc(rows ? (size_t)rows : 1, sizeof(json_t *));
+    bool loaded = true;
+    for (int i = 0; i < rows && loaded; i++)
+        loaded = (deltas[i] = json_loadb(PQgetvalue(r, i, 1), (size_t)PQgetlength(r, i, 1), 0, NULL)) != NULL;
+    /* verified against the CLI's hash when they arrived: applied together, one copy at the end; the
+     * legacy line/column form one by one */
+    char *next = NULL;
+    size_t nextlen = 0;
+    DeltaResult dr = !rows ? DELTA_OK
+                     : loaded ? delta_apply_chain(cur, n, deltas, (size_t)rows, &next, &nextlen)
+                              : DELTA_BAD_EDITS;
+    if (rows && loaded && dr != DELTA_OK) {
+        dr = DELTA_OK;
+        for (int i = 0; i < rows && dr == DELTA_OK; i++)
+            if ((dr = delta_apply(cur, n, deltas[i], NULL, &next, &nextlen, NULL, 0)) == DELTA_OK) {
+                free(cur);
+                cur = next;
+                n = nextlen;
+                next = NULL;
+            }
+        if (dr == DELTA_OK) {
+            next = cur;
+            nextlen = n;
+            cur = NULL;
         }
+    }
+    for (int i = 0; i < rows; i++)
+        json_decref(deltas[i]);
+    free(deltas);
+    if (rows > 0 && dr != DELTA_OK) {
+        log_error("update %s: its stored deltas no longer apply", uid);
+        PQclear(r);
+        free(cur);
+        free(next);
+        return -1;
+    }
+    if (rows > 0) {
         free(cur);
         cur = next;
         n = nextlen;
-        at = atoll(PQgetvalue(r, i, 0));
+        at = atoll(PQgetvalue(r, rows - 1, 0));
     }
     PQclear(r);
     *doc = cur;
@@ -175,38 +202,44 @@ int checkpoint_materialize(Db *db, const char *uid, char **doc, size_t *len, lon
 
 /* Store one accepted change of the document as its edits (text: a deploymentDelta array), or every
  * DELTAS_PER_BASE changes the whole document as the new base; move the update to seq and the next
- * generation, commit. pending: deltas stored since the base, -1 when not known. */
-static bool store_delta(Db *db, const char *uid, long long seq, const char *mode, const char *text, const char *doc,
-                        size_t len, int pending)
+ * generation, commit. pending: deltas stored since the base, -1 when not known. The deltas stored
+ * after it, or -1 on a database error. */
+static int store_delta(Db *db, const char *uid, long long seq, const char *mode, const char *text, const char *doc,
+                       size_t len, int pending)
 {
     char sbuf[24];
     snprintf(sbuf, sizeof(sbuf), "%lld", seq);
-    DbParam p[] = {DB_TEXT(uid), DB_TEXT(sbuf), DB_TEXT(text), DB_TEXT(mode)};
-    DbParam b[] = {DB_TEXT(uid), DB_TEXT(sbuf), DB_BIN(doc, len)};
     if (pending < 0) {
+        DbParam c[] = {DB_TEXT(uid)};
         PGresult *r = db_exec(db, "SELECT count(*) FROM extension_pulumi_state_checkpoint_deltas WHERE update_id = $1",
-                              1, p, false);
+                              1, c, false);
         if (!r)
-            return false;
+            return -1;
         pending = PQntuples(r) == 1 ? atoi(PQgetvalue(r, 0, 0)) : 0;
         PQclear(r);
     }
-    bool rebase = pending + 1 >= DELTAS_PER_BASE;
-    DbParam u[] = {DB_TEXT(uid), DB_TEXT(sbuf), DB_TEXT(mode)};
-    return (rebase ? db_run(db,
-                            "UPDATE extension_pulumi_state_checkpoints SET seq = $2, raw = $3, updated_at = now() "
-                            "WHERE update_id = $1",
-                            3, b) &&
-                         db_run(db, "DELETE FROM extension_pulumi_state_checkpoint_deltas WHERE update_id = $1", 1, p)
-                   : db_run(db,
-                            "INSERT INTO extension_pulumi_state_checkpoint_deltas (update_id, seq, edits) "
-                            "VALUES ($1, $2, $3)",
-                            3, p)) &&
-           db_run(db,
-                  "UPDATE extension_pulumi_state_updates SET last_seq = $2, checkpoint_mode = $3, "
-                  "checkpoint_gen = checkpoint_gen + 1 WHERE id = $1",
-                  3, u) &&
-           db_commit(db);
+    bool ok;
+    if (pending + 1 >= DELTAS_PER_BASE) {
+        DbParam b[] = {DB_TEXT(uid), DB_TEXT(sbuf), DB_TEXT(mode), DB_BIN(doc, len)};
+        ok = db_run(db,
+                    "WITH c AS (UPDATE extension_pulumi_state_checkpoints SET seq = $2::bigint, raw = $4, "
+                    "updated_at = now() WHERE update_id = $1), d AS (DELETE FROM "
+                    "extension_pulumi_state_checkpoint_deltas WHERE update_id = $1) UPDATE "
+                    "extension_pulumi_state_updates SET last_seq = $2::bigint, checkpoint_mode = $3, "
+                    "checkpoint_gen = checkpoint_gen + 1 WHERE id = $1",
+                    4, b);
+        pending = 0;
+    } else {
+        DbParam p[] = {DB_TEXT(uid), DB_TEXT(sbuf), DB_TEXT(mode), DB_TEXT(text)};
+        ok = db_run_hot_outcome(db,
+                                "WITH d AS (INSERT INTO extension_pulumi_state_checkpoint_deltas (update_id, seq, "
+                                "edits) VALUES ($1, $2::bigint, $4)) UPDATE extension_pulumi_state_updates SET "
+                                "last_seq = $2::bigint, checkpoint_mode = $3, checkpoint_gen = checkpoint_gen + 1 "
+                                "WHERE id = $1",
+                                4, p) == DB_OK;
+        pending++;
+    }
+    return ok && db_commit(db) ? pending : -1;
 }
 
 /* A full checkpoint as edits of the document before it, when this worker holds that document and
@@ -248,20 +281,21 @@ bool update_checkpoint(Db *db, const StackRef *ref, const char *uid, const char 
         return false;
     }
     size_t baselen = 0;
-    char *base = working_take(uid, info.checkpoint_gen, &baselen);
+    int pending = 0;
+    char *base = working_take(uid, info.checkpoint_gen, &baselen, &pending);
     char *text = base ? full_as_edits(base, baselen, doc, len) : NULL;
     free(base);
     bool ok;
     if (text) {
-        ok = store_delta(db, uid, info.last_seq + 1, "full", text, doc, len, -1);
-        if (!ok)
-            api_internal(e);
+        pending = store_delta(db, uid, info.last_seq + 1, "full", text, doc, len, pending);
+        ok = pending >= 0 || api_internal(e);
     } else {
         ok = store_checkpoint(db, uid, "full", info.last_seq + 1, doc, len, e);
+        pending = 0;
     }
     free(text);
     if (ok)
-        working_put(uid, info.checkpoint_gen + 1, doc, len); /* kept: the next one is diffed against it */
+        working_put(uid, info.checkpoint_gen + 1, doc, len, pending); /* the next one is diffed against it */
     else
         free(doc);
     db_rollback(db);
@@ -287,7 +321,7 @@ bool update_checkpoint_delta(Db *db, const StackRef *ref, const char *uid, const
     }
     /* The document now: this worker's copy when it is current, else the base and its deltas. */
     int pending = -1;
-    base = working_take(uid, info.checkpoint_gen, &baselen);
+    base = working_take(uid, info.checkpoint_gen, &baselen, &pending);
     if (!base) {
         int m = checkpoint_materialize(db, uid, &base, &baselen, NULL, &pending);
         if (m < 0) {
@@ -298,6 +332,7 @@ bool update_checkpoint_delta(Db *db, const StackRef *ref, const char *uid, const
             api_fail(e, 409, "Conflict: no verbatim checkpoint to apply a delta to; send a verbatim checkpoint");
             goto done;
         }
+        log_debug("delta %lld of update %s: the document rebuilt from its base and %d deltas", seq, uid, pending);
     }
     char err[160] = "";
     DeltaResult dr = delta_apply(base, baselen, edits, hash, &out, &outlen, err, sizeof(err));
@@ -312,13 +347,13 @@ bool update_checkpoint_delta(Db *db, const StackRef *ref, const char *uid, const
     /* The result is byte for byte the CLI's own serialisation (its SHA-256 matched), and the base was
      * checked as a deployment when it arrived: no second parse of the whole document. */
     char *text = json_dumps(edits, JSON_COMPACT);
-    bool stored = text && store_delta(db, uid, seq, "delta", text, out, outlen, pending);
+    pending = text ? store_delta(db, uid, seq, "delta", text, out, outlen, pending) : -1;
     free(text);
-    if (!stored) {
+    if (pending < 0) {
         api_internal(e);
         goto done;
     }
-    working_put(uid, info.checkpoint_gen + 1, out, outlen);
+    working_put(uid, info.checkpoint_gen + 1, out, outlen, pending);
     out = NULL;
     ok = true;
 done:

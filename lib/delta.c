@@ -157,3 +157,103 @@ fail:
     free(ed);
     return result;
 }
+
+/* ---- several deltas at once ---- */
+
+typedef struct Piece {
+    const char *p;
+    size_t len;
+} Piece;
+
+typedef struct Pieces {
+    Piece *v;
+    size_t n, cap;
+} Pieces;
+
+static void piece_push(Pieces *ps, const char *p, size_t len)
+{
+    if (!len)
+        return;
+    if (ps->n && ps->v[ps->n - 1].p + ps->v[ps->n - 1].len == p) {
+        ps->v[ps->n - 1].len += len;
+        return;
+    }
+    if (ps->n == ps->cap) {
+        ps->cap = ps->cap ? ps->cap * 2 : 64;
+        ps->v = xrealloc(ps->v, ps->cap * sizeof(Piece));
+    }
+    ps->v[ps->n++] = (Piece){p, len};
+}
+
+/* The bytes [a, b) of the document cur describes, onto next; *ci / *cpos: the piece the walk is at
+ * and the document offset it starts at (both only move forward). */
+static void piece_copy(const Pieces *cur, size_t *ci, size_t *cpos, size_t a, size_t b, Pieces *next)
+{
+    while (a < b) {
+        while (*cpos + cur->v[*ci].len <= a) {
+            *cpos += cur->v[*ci].len;
+            (*ci)++;
+        }
+        size_t off = a - *cpos, take = cur->v[*ci].len - off;
+        if (take > b - a)
+            take = b - a;
+        piece_push(next, cur->v[*ci].p + off, take);
+        a += take;
+    }
+}
+
+static bool span_offset(json_t *point, json_int_t *out)
+{
+    json_t *off = json_object_get(point, "offset");
+    if (!json_is_integer(off) || json_integer_value(off) < 0)
+        return false;
+    *out = json_integer_value(off);
+    return true;
+}
+
+DeltaResult delta_apply_chain(const char *base, size_t baselen, json_t *const *deltas, size_t n, char **out,
+                              size_t *outlen)
+{
+    Pieces cur = {0}, next = {0};
+    size_t doclen = baselen;
+    DeltaResult result = DELTA_BAD_EDITS;
+    *out = NULL;
+    *outlen = 0;
+    piece_push(&cur, base, baselen);
+    for (size_t d = 0; d < n; d++) {
+        json_t *edits = deltas[d];
+        if (!json_is_array(edits))
+            goto out;
+        next.n = 0;
+        size_t ci = 0, cpos = 0, at = 0, newlen = 0;
+        for (size_t i = 0; i < json_array_size(edits); i++) {
+            json_t *e = json_array_get(edits, i), *span = json_object_get(e, "Span"),
+                   *text = json_object_get(e, "NewText");
+            json_int_t s, t;
+            if (!json_is_string(text) || !span_offset(json_object_get(span, "start"), &s) ||
+                !span_offset(json_object_get(span, "end"), &t) || (size_t)s < at || t < s || (size_t)t > doclen)
+                goto out;
+            piece_copy(&cur, &ci, &cpos, at, (size_t)s, &next);
+            piece_push(&next, json_string_value(text), json_string_length(text));
+            newlen += ((size_t)s - at) + json_string_length(text);
+            at = (size_t)t;
+        }
+        piece_copy(&cur, &ci, &cpos, at, doclen, &next);
+        newlen += doclen - at;
+        Pieces tmp = cur;
+        cur = next;
+        next = tmp;
+        doclen = newlen;
+    }
+    Buf b;
+    buf_init(&b);
+    buf_reserve(&b, doclen);
+    for (size_t i = 0; i < cur.n; i++)
+        buf_append(&b, cur.v[i].p, cur.v[i].len);
+    *out = buf_steal(&b, outlen);
+    result = DELTA_OK;
+out:
+    free(cur.v);
+    free(next.v);
+    return result;
+}

@@ -14,4 +14,11 @@ typedef enum { DELTA_OK, DELTA_BAD_EDITS, DELTA_HASH_MISMATCH } DeltaResult;
 DeltaResult delta_apply(const char *base, size_t baselen, json_t *edits, const char *hash_hex, char **out,
                         size_t *outlen, char *err, size_t errlen);
 
+/* Apply deltas[0..n) in order to base with one copy at the end (a piece table in between): each an
+ * edits array in the offset form, relative to the document the ones before it make, checked when it
+ * arrived (no hash here). DELTA_BAD_EDITS for anything else, the legacy line/column form included:
+ * the caller then applies them one by one with delta_apply. */
+DeltaResult delta_apply_chain(const char *base, size_t baselen, json_t *const *deltas, size_t n, char **out,
+                              size_t *outlen);
+
 #endif

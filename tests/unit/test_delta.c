@@ -336,6 +336,62 @@ START_TEST(test_large_base_is_linear)
 }
 END_TEST
 
+/* Several offset-form deltas applied together give what applying them one by one gives. */
+START_TEST(test_chain_equals_one_by_one)
+{
+    srand(7);
+    for (int round = 0; round < 500; round++) {
+        char *doc = xstrdup("{\"resources\":[{\"urn\":\"a\"},{\"urn\":\"b\"}],\"x\":\"é\"}");
+        size_t len = strlen(doc);
+        char *base = xstrndup(doc, len);
+        size_t baselen = len;
+        json_t *deltas[8];
+        int n = 1 + rand() % 8;
+        for (int d = 0; d < n; d++) {
+            json_t *edits = json_array();
+            size_t at = 0;
+            int k = rand() % 3;
+            for (int i = 0; i < k && at <= len; i++) {
+                size_t s0 = at + (size_t)rand() % (len - at + 1);
+                size_t e0 = s0 + (size_t)rand() % (len - s0 + 1);
+                if (e0 - s0 > 6)
+                    e0 = s0 + 6;
+                const char *texts[] = {"", "zz", "{\"urn\":\"c\"},", "12345"};
+                json_array_append_new(edits, json_pack("{s:{s:{s:I},s:{s:I}},s:s}", "Span", "start", "offset",
+                                                       (json_int_t)s0, "end", "offset", (json_int_t)e0, "NewText",
+                                                       texts[rand() % 4]));
+                at = e0;
+            }
+            char *next;
+            size_t nextlen;
+            ck_assert_int_eq(delta_apply(doc, len, edits, NULL, &next, &nextlen, NULL, 0), DELTA_OK);
+            free(doc);
+            doc = next;
+            len = nextlen;
+            deltas[d] = edits;
+        }
+        char *out;
+        size_t outlen;
+        ck_assert_int_eq(delta_apply_chain(base, baselen, deltas, (size_t)n, &out, &outlen), DELTA_OK);
+        ck_assert_uint_eq(outlen, len);
+        ck_assert(!memcmp(out, doc, len));
+        free(out);
+        for (int d = 0; d < n; d++)
+            json_decref(deltas[d]);
+        free(doc);
+        free(base);
+    }
+    /* the legacy line/column form is left to the one-by-one path */
+    json_t *legacy = json_loads("[{\"Span\":{\"start\":{\"line\":1,\"column\":1},\"end\":{\"line\":1,"
+                                "\"column\":2}},\"NewText\":\"x\"}]",
+                                0, NULL);
+    char *out;
+    size_t outlen;
+    ck_assert_int_eq(delta_apply_chain("abc", 3, &legacy, 1, &out, &outlen), DELTA_BAD_EDITS);
+    json_decref(legacy);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("delta");
@@ -354,6 +410,7 @@ int main(void)
     tcase_add_test(tc, test_malformed);
     tcase_add_test(tc, test_legacy_line_column);
     tcase_add_test(tc, test_large_base_is_linear);
+    tcase_add_test(tc, test_chain_equals_one_by_one);
     suite_add_tcase(s, tc);
     return unit_run(s, CK_FORK_GETENV);
 }
