@@ -37,36 +37,43 @@ static pthread_mutex_t working_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct {
     char uid[37];
     long long gen;
-    char *doc;
-    size_t len;
+    Buf doc;
     int pending; /* deltas stored after the base */
 } working;
 
-static char *working_take(const char *uid, long long gen, size_t *len, int *pending)
+/* The copy, when it is update uid's at generation gen: moved into *doc. */
+static bool working_take(const char *uid, long long gen, Buf *doc, int *pending)
 {
-    char *doc = NULL;
+    bool hit = false;
     pthread_mutex_lock(&working_lock);
-    if (working.doc && working.gen == gen && !strcmp(working.uid, uid)) {
-        doc = working.doc;
-        *len = working.len;
+    if (working.doc.data && working.gen == gen && !strcmp(working.uid, uid)) {
+        *doc = working.doc;
         *pending = working.pending;
-        working.doc = NULL;
+        buf_init(&working.doc);
+        hit = true;
     }
     pthread_mutex_unlock(&working_lock);
-    return doc;
+    return hit;
 }
 
-static void working_put(const char *uid, long long gen, char *doc, size_t len, int pending)
+/* Keep doc (taken over) as update uid's document at generation gen. */
+static void working_put(const char *uid, long long gen, Buf *doc, int pending)
 {
     pthread_mutex_lock(&working_lock);
-    char *old = working.doc;
+    Buf old = working.doc;
     snprintf(working.uid, sizeof(working.uid), "%s", uid);
     working.gen = gen;
-    working.doc = doc;
-    working.len = len;
+    working.doc = *doc;
     working.pending = pending;
     pthread_mutex_unlock(&working_lock);
-    free(old);
+    buf_init(doc);
+    buf_free(&old);
+}
+
+/* A Buf over a malloc'd document of len bytes (NUL past them). */
+static Buf buf_of(char *doc, size_t len)
+{
+    return (Buf){.data = doc, .len = len, .cap = len + 1};
 }
 
 /* Store a whole document as the update's base (transaction open, lock held) and commit: the deltas
@@ -109,8 +116,10 @@ bool update_checkpoint_verbatim(Db *db, const StackRef *ref, const char *uid, co
     if (ok && seq < info.last_seq)
         ok = api_fail(e, 409, "Conflict: checkpoint sequence number %lld is older than %lld", seq, info.last_seq);
     ok = ok && store_checkpoint(db, uid, "verbatim", seq, doc, len, e);
-    if (ok) /* the base the next delta applies to */
-        working_put(uid, info.checkpoint_gen + 1, xstrndup(doc, len), len, 0);
+    if (ok) { /* the base the next delta applies to */
+        Buf copy = buf_of(xstrndup(doc, len), len);
+        working_put(uid, info.checkpoint_gen + 1, &copy, 0);
+    }
     db_rollback(db);
     return ok;
 }
@@ -156,7 +165,7 @@ int checkpoint_materialize(Db *db, const char *uid, char **doc, size_t *len, lon
      * legacy line/column form one by one */
     char *next = NULL;
     size_t nextlen = 0;
-    DeltaResult dr = !rows ? DELTA_OK
+    DeltaResult dr = !rows    ? DELTA_OK
                      : loaded ? delta_apply_chain(cur, n, deltas, (size_t)rows, &next, &nextlen)
                               : DELTA_BAD_EDITS;
     if (rows && loaded && dr != DELTA_OK) {
@@ -280,11 +289,12 @@ bool update_checkpoint(Db *db, const StackRef *ref, const char *uid, const char 
         free(doc);
         return false;
     }
-    size_t baselen = 0;
     int pending = 0;
-    char *base = working_take(uid, info.checkpoint_gen, &baselen, &pending);
-    char *text = base ? full_as_edits(base, baselen, doc, len) : NULL;
-    free(base);
+    Buf base;
+    buf_init(&base);
+    char *text =
+        working_take(uid, info.checkpoint_gen, &base, &pending) ? full_as_edits(base.data, base.len, doc, len) : NULL;
+    buf_free(&base);
     bool ok;
     if (text) {
         pending = store_delta(db, uid, info.last_seq + 1, "full", text, doc, len, pending);
@@ -294,10 +304,11 @@ bool update_checkpoint(Db *db, const StackRef *ref, const char *uid, const char 
         pending = 0;
     }
     free(text);
+    Buf kept = buf_of(doc, len);
     if (ok)
-        working_put(uid, info.checkpoint_gen + 1, doc, len, pending); /* the next one is diffed against it */
+        working_put(uid, info.checkpoint_gen + 1, &kept, pending); /* the next one is diffed against it */
     else
-        free(doc);
+        buf_free(&kept);
     db_rollback(db);
     return ok;
 }
@@ -306,9 +317,9 @@ bool update_checkpoint_delta(Db *db, const StackRef *ref, const char *uid, const
                              json_t *edits, const char *hash, ApiError *e)
 {
     UpdateInfo info;
-    char *base = NULL, *out = NULL;
-    size_t baselen = 0, outlen = 0;
-    bool ok = false;
+    Buf doc;
+    buf_init(&doc);
+    bool ok = false, current = false;
     if (!begin_state(db, ref, uid, token, false, &info, e))
         goto done;
     if (seq == info.last_seq) {
@@ -321,9 +332,10 @@ bool update_checkpoint_delta(Db *db, const StackRef *ref, const char *uid, const
     }
     /* The document now: this worker's copy when it is current, else the base and its deltas. */
     int pending = -1;
-    base = working_take(uid, info.checkpoint_gen, &baselen, &pending);
-    if (!base) {
-        int m = checkpoint_materialize(db, uid, &base, &baselen, NULL, &pending);
+    if (!working_take(uid, info.checkpoint_gen, &doc, &pending)) {
+        char *rebuilt = NULL;
+        size_t len = 0;
+        int m = checkpoint_materialize(db, uid, &rebuilt, &len, NULL, &pending);
         if (m < 0) {
             api_internal(e);
             goto done;
@@ -332,10 +344,12 @@ bool update_checkpoint_delta(Db *db, const StackRef *ref, const char *uid, const
             api_fail(e, 409, "Conflict: no verbatim checkpoint to apply a delta to; send a verbatim checkpoint");
             goto done;
         }
+        doc = buf_of(rebuilt, len);
         log_debug("delta %lld of update %s: the document rebuilt from its base and %d deltas", seq, uid, pending);
     }
+    current = true; /* doc is the document at info.checkpoint_gen */
     char err[160] = "";
-    DeltaResult dr = delta_apply(base, baselen, edits, hash, &out, &outlen, err, sizeof(err));
+    DeltaResult dr = delta_apply_inplace(&doc, edits, hash, err, sizeof(err));
     if (dr == DELTA_HASH_MISMATCH) {
         api_fail(e, 409, "Conflict: the checkpoint hash does not match the result of the delta");
         goto done;
@@ -344,22 +358,23 @@ bool update_checkpoint_delta(Db *db, const StackRef *ref, const char *uid, const
         api_fail(e, 400, "Bad Request: invalid delta: %s", err);
         goto done;
     }
+    current = false; /* changed in place: the next generation's once stored, nobody's if not */
     /* The result is byte for byte the CLI's own serialisation (its SHA-256 matched), and the base was
      * checked as a deployment when it arrived: no second parse of the whole document. */
     char *text = json_dumps(edits, JSON_COMPACT);
-    pending = text ? store_delta(db, uid, seq, "delta", text, out, outlen, pending) : -1;
+    pending = text ? store_delta(db, uid, seq, "delta", text, doc.data, doc.len, pending) : -1;
     free(text);
     if (pending < 0) {
         api_internal(e);
         goto done;
     }
-    working_put(uid, info.checkpoint_gen + 1, out, outlen, pending);
-    out = NULL;
+    working_put(uid, info.checkpoint_gen + 1, &doc, pending);
     ok = true;
 done:
     db_rollback(db);
-    free(base);
-    free(out);
+    if (current) /* refused, unchanged: still the document at this generation */
+        working_put(uid, info.checkpoint_gen, &doc, pending);
+    buf_free(&doc);
     return ok;
 }
 

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/evp.h>
+
 #include "crypto.h"
 #include "util.h"
 
@@ -82,25 +84,18 @@ static bool sha256_matches(const char *data, size_t len, const char *hash_hex)
     return strcasecmp(hex, hash_hex) == 0;
 }
 
-DeltaResult delta_apply(const char *base, size_t baselen, json_t *edits, const char *hash_hex, char **out,
-                        size_t *outlen, char *err, size_t errlen)
+/* The edits of a request resolved against base and sorted: *ed (new) and *n; DELTA_OK or
+ * DELTA_BAD_EDITS with err set. */
+static DeltaResult parse_edits(const char *base, size_t baselen, json_t *edits, Edit **out, size_t *count,
+                               size_t *total, char *err, size_t errlen)
 {
-    DeltaResult result = DELTA_BAD_EDITS;
     size_t n = json_array_size(edits), nlines = 0, *starts = NULL;
-    Edit *ed = NULL;
-    Buf b;
-    buf_init(&b);
     *out = NULL;
-    *outlen = 0;
-    if (!base) {
-        base = "";
-        baselen = 0;
-    }
     if (!json_is_array(edits)) {
         set_err(err, errlen, "deploymentDelta is not an array");
-        goto fail;
+        return DELTA_BAD_EDITS;
     }
-    ed = xcalloc(n ? n : 1, sizeof(Edit));
+    Edit *ed = xcalloc(n ? n : 1, sizeof(Edit));
     bool sorted = true;
     for (size_t i = 0; i < n; i++) {
         json_t *e = json_array_get(edits, i);
@@ -127,17 +122,44 @@ DeltaResult delta_apply(const char *base, size_t baselen, json_t *edits, const c
     /* The CLI sends edits ascending; only the legacy line/column form may need this. */
     if (!sorted)
         qsort(ed, n, sizeof(Edit), edit_cmp);
-    size_t total = baselen, last = 0;
+    size_t len = baselen, last = 0;
     for (size_t i = 0; i < n; i++) {
         if (ed[i].start < last) {
             set_err(err, errlen, "edit %zu overlaps the edit before it", ed[i].order);
             goto fail;
         }
-        total = total - (ed[i].end - ed[i].start) + ed[i].textlen;
+        len = len - (ed[i].end - ed[i].start) + ed[i].textlen;
         last = ed[i].end;
     }
+    free(starts);
+    *out = ed;
+    *count = n;
+    *total = len;
+    return DELTA_OK;
+fail:
+    free(starts);
+    free(ed);
+    return DELTA_BAD_EDITS;
+}
+
+DeltaResult delta_apply(const char *base, size_t baselen, json_t *edits, const char *hash_hex, char **out,
+                        size_t *outlen, char *err, size_t errlen)
+{
+    Edit *ed = NULL;
+    size_t n = 0, total = 0;
+    *out = NULL;
+    *outlen = 0;
+    if (!base) {
+        base = "";
+        baselen = 0;
+    }
+    DeltaResult result = parse_edits(base, baselen, edits, &ed, &n, &total, err, errlen);
+    if (result != DELTA_OK)
+        return result;
+    Buf b;
+    buf_init(&b);
     buf_reserve(&b, total);
-    last = 0;
+    size_t last = 0;
     for (size_t i = 0; i < n; i++) {
         buf_append(&b, base + last, ed[i].start - last);
         buf_append(&b, ed[i].text, ed[i].textlen);
@@ -147,15 +169,58 @@ DeltaResult delta_apply(const char *base, size_t baselen, json_t *edits, const c
     if (hash_hex && !sha256_matches(b.data, b.len, hash_hex)) {
         set_err(err, errlen, "the result's SHA-256 does not match checkpointHash");
         result = DELTA_HASH_MISMATCH;
-        goto fail;
+    } else {
+        *out = buf_steal(&b, outlen);
     }
-    *out = buf_steal(&b, outlen);
-    result = DELTA_OK;
-fail:
     buf_free(&b);
-    free(starts);
     free(ed);
     return result;
+}
+
+DeltaResult delta_apply_inplace(Buf *doc, json_t *edits, const char *hash_hex, char *err, size_t errlen)
+{
+    Edit *ed = NULL;
+    size_t n = 0, total = 0;
+    const char *base = doc->data ? doc->data : "";
+    DeltaResult result = parse_edits(base, doc->len, edits, &ed, &n, &total, err, errlen);
+    if (result != DELTA_OK)
+        return result;
+    /* The result's hash first, from the pieces: the document is touched only when it matches. */
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    bool hashed = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+    size_t last = 0;
+    for (size_t i = 0; hashed && i < n; i++) {
+        hashed =
+            EVP_DigestUpdate(ctx, base + last, ed[i].start - last) && EVP_DigestUpdate(ctx, ed[i].text, ed[i].textlen);
+        last = ed[i].end;
+    }
+    hashed = hashed && EVP_DigestUpdate(ctx, base + last, doc->len - last) && EVP_DigestFinal_ex(ctx, md, &mdlen);
+    EVP_MD_CTX_free(ctx);
+    char hex[65];
+    if (hashed)
+        hex_encode(md, mdlen, hex);
+    if (!hashed || !hash_hex || strcasecmp(hex, hash_hex) != 0) {
+        set_err(err, errlen, "the result's SHA-256 does not match checkpointHash");
+        free(ed);
+        return DELTA_HASH_MISMATCH;
+    }
+    /* From the last edit back: each moves only what follows it, earlier offsets stay valid. */
+    if (total > doc->len)
+        buf_reserve(doc, total - doc->len + total / 8);
+    size_t len = doc->len;
+    for (size_t i = n; i-- > 0;) {
+        Edit *e = &ed[i];
+        memmove(doc->data + e->start + e->textlen, doc->data + e->end, len - e->end);
+        memcpy(doc->data + e->start, e->text, e->textlen);
+        len = len + e->textlen - (e->end - e->start);
+    }
+    doc->len = len;
+    if (doc->data)
+        doc->data[len] = '\0';
+    free(ed);
+    return DELTA_OK;
 }
 
 /* ---- several deltas at once ---- */

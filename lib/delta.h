@@ -5,6 +5,8 @@
 #include <jansson.h>
 #include <stddef.h>
 
+#include "util.h"
+
 typedef enum { DELTA_OK, DELTA_BAD_EDITS, DELTA_HASH_MISMATCH } DeltaResult;
 
 /* edits: borrowed JSON array of {"Span":{"start":{"line","column","offset"},"end":{...}},"NewText":s}.
@@ -13,6 +15,10 @@ typedef enum { DELTA_OK, DELTA_BAD_EDITS, DELTA_HASH_MISMATCH } DeltaResult;
  * *out is new (NUL-terminated past *outlen). err (may be NULL) receives a short reason on failure. */
 DeltaResult delta_apply(const char *base, size_t baselen, json_t *edits, const char *hash_hex, char **out,
                         size_t *outlen, char *err, size_t errlen);
+
+/* The same edits applied to doc itself: the result's SHA-256 is checked against hash_hex first (from
+ * the pieces, no copy), and doc changes only on DELTA_OK (moving the bytes after each edit). */
+DeltaResult delta_apply_inplace(Buf *doc, json_t *edits, const char *hash_hex, char *err, size_t errlen);
 
 /* Apply deltas[0..n) in order to base with one copy at the end (a piece table in between): each an
  * edits array in the offset form, relative to the document the ones before it make, checked when it

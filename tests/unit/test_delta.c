@@ -357,14 +357,24 @@ START_TEST(test_chain_equals_one_by_one)
                 if (e0 - s0 > 6)
                     e0 = s0 + 6;
                 const char *texts[] = {"", "zz", "{\"urn\":\"c\"},", "12345"};
-                json_array_append_new(edits, json_pack("{s:{s:{s:I},s:{s:I}},s:s}", "Span", "start", "offset",
-                                                       (json_int_t)s0, "end", "offset", (json_int_t)e0, "NewText",
-                                                       texts[rand() % 4]));
+                json_array_append_new(edits,
+                                      json_pack("{s:{s:{s:I},s:{s:I}},s:s}", "Span", "start", "offset", (json_int_t)s0,
+                                                "end", "offset", (json_int_t)e0, "NewText", texts[rand() % 4]));
                 at = e0;
             }
             char *next;
             size_t nextlen;
             ck_assert_int_eq(delta_apply(doc, len, edits, NULL, &next, &nextlen, NULL, 0), DELTA_OK);
+            /* in place: a wrong hash leaves the document as it was; the right one gives the same bytes */
+            Buf in;
+            buf_init(&in);
+            buf_append(&in, doc, len);
+            char h[65];
+            ck_assert_int_eq(delta_apply_inplace(&in, edits, "00", NULL, 0), DELTA_HASH_MISMATCH);
+            ck_assert(in.len == len && !memcmp(in.data, doc, len));
+            ck_assert_int_eq(delta_apply_inplace(&in, edits, sha_hex(next, nextlen, h), NULL, 0), DELTA_OK);
+            ck_assert(in.len == nextlen && !memcmp(in.data, next, nextlen) && in.data[in.len] == '\0');
+            buf_free(&in);
             free(doc);
             doc = next;
             len = nextlen;
