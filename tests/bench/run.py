@@ -3,7 +3,7 @@ modes), the CLI's DIY file:// backend and its floor (file:// with PULUMI_SKIP_CH
 plus server-side figures, a PostgreSQL floor for journal batches, and a multi-worker load test.
 
     python3 tests/bench/run.py [--sizes 10,200,600] [--repeats 1] [--backends ...] [--out build/bench]
-                               [--extra NAME=URL,TOKEN] [--quick]
+                               [--extra NAME=URL,TOKEN[,VAR=VALUE...]] [--quick]
 
 Not part of the test suite. Everything runs on loopback and stops what it started.
 """
@@ -238,7 +238,7 @@ def main():
     ap.add_argument("--sizes", default="10,200,600")
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--backends", default="journal,journal-5ms,journal-1ms,delta,full,diy,floor")
-    ap.add_argument("--extra", action="append", default=[], help="NAME=URL,TOKEN of another Cloud-protocol backend")
+    ap.add_argument("--extra", action="append", default=[], help="NAME=URL,TOKEN[,VAR=VALUE...] of another Cloud-protocol backend (VAR=VALUE: the CLI's environment)")
     ap.add_argument("--out", default=os.path.join(harness.ROOT, "build", "bench"))
     ap.add_argument("--quick", action="store_true", help="sizes 10,200; no load test")
     ap.add_argument("--load-seconds", type=float, default=15.0, help="0: no load test")
@@ -273,8 +273,9 @@ def main():
                                         {"PULUMI_SKIP_CHECKPOINTS": "true"} if b == "floor" else {})
                         stack, srv = stack_name, None
                     else:
-                        url, token = [e for e in args.extra if e.startswith(b + "=")][0].split("=", 1)[1].split(",")
-                        runner, stack, srv = Runner(url, token, {}), "%s/bench/%s" % (ORG, stack_name), None
+                        url, token, *envs = [e for e in args.extra if e.startswith(b + "=")][0].split("=", 1)[1].split(",")
+                        runner = Runner(url, token, dict(kv.split("=", 1) for kv in envs))
+                        stack, srv = "%s/bench/%s" % (ORG, stack_name), None
                     try:
                         times, extra = scenario(runner, stack, n, srv)
                     finally:
