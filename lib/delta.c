@@ -207,8 +207,10 @@ DeltaResult delta_apply_inplace(Buf *doc, json_t *edits, const char *hash_hex, c
         return DELTA_HASH_MISMATCH;
     }
     /* From the last edit back: each moves only what follows it, earlier offsets stay valid. */
-    if (total > doc->len)
-        buf_reserve(doc, total - doc->len + total / 8);
+    if (total + 1 > doc->cap) { /* room for some growth, not the doubling of appends */
+        doc->cap = total + total / 8 + 1;
+        doc->data = xrealloc(doc->data, doc->cap);
+    }
     size_t len = doc->len;
     for (size_t i = n; i-- > 0;) {
         Edit *e = &ed[i];
