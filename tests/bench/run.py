@@ -394,16 +394,16 @@ def write_reports(out, results, server_rows, routes, floors, idle_rss, load, bac
 
 
 def critical_path(server_rows):
-    """Where the journal modes' create and destroy spend the server's time: the CLI sends journal
-    batches one after another and waits for each (its steps wait for their entries), reads the whole
+    """Where the server modes' create and destroy spend the server's time: the CLI sends journal batches
+    or checkpoints one after another and waits for each (its steps wait for their state), reads the whole
     state (export) before it starts, and waits for complete; events go out three at a time beside."""
-    rows = [r for r in server_rows if r["backend"].startswith("journal")]
+    rows = [r for r in server_rows if r["backend"].startswith("journal") or r["backend"] in ("delta", "full")]
     if not rows:
         return []
     top = max(r["n"] for r in rows)
-    md = ["", "The journal modes at %d resources, per step: the server's time on the CLI's sequential path "
+    md = ["", "The server modes at %d resources, per step: the server's time on the CLI's sequential path "
           "(ms; calls in brackets)." % top, "",
-          "| mode | step | CLI wall s | journalentries | complete | export (state reads) | start, stack, other | "
+          "| mode | step | CLI wall s | journalentries or checkpoints | complete | export (state reads) | start, stack, other | "
           "sum on the path (share of wall) | events (beside, 3 at a time) |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if r["n"] != top:
@@ -417,9 +417,10 @@ def critical_path(server_rows):
             def get(name):
                 v = routes.get(name, {"calls": 0, "total_ms": 0.0})
                 return v["calls"], v["total_ms"]
-            j, c, e, ev = get("journalentries"), get("complete"), get("export"), get("batch")
-            other = sum(v["total_ms"] for k, v in routes.items()
-                        if k not in ("journalentries", "complete", "export", "batch"))
+            state = ("journalentries", "checkpointdelta", "checkpointverbatim", "checkpoint")
+            j = tuple(map(sum, zip(*[get(k) for k in state])))
+            c, e, ev = get("complete"), get("export"), get("batch")
+            other = sum(v["total_ms"] for k, v in routes.items() if k not in state + ("complete", "export", "batch"))
             path = j[1] + c[1] + e[1] + other
             md.append("| %s | %s | %.2f | %.0f (%d) | %.0f | %.1f (%d) | %.1f | %.0f (%.1f%%) | %.0f (%d) |" % (
                 r["backend"], step, st["wall_s"], j[1], j[0], c[1], e[1], e[0], other, path,
