@@ -128,6 +128,29 @@ bool update_checkpoint_verbatim(Db *db, const StackRef *ref, const char *uid, co
  * rebuild replays, at one whole-document write per this many deltas. */
 #define DELTAS_PER_BASE 32
 
+/* Stored deltas[0..n) (n >= 1, verified against the CLI's hash when they arrived) applied to base
+ * (borrowed): new *out. Together with one copy at the end, or one by one for the legacy line/column
+ * form delta_apply_chain leaves alone. */
+static DeltaResult apply_stored(const char *base, size_t len, json_t *const *deltas, size_t n, char **out,
+                                size_t *outlen)
+{
+    if (delta_apply_chain(base, len, deltas, n, out, outlen) == DELTA_OK)
+        return DELTA_OK;
+    char *cur = NULL;
+    for (size_t i = 0; i < n; i++) {
+        char *next = NULL;
+        size_t nextlen = 0;
+        DeltaResult dr = delta_apply(cur ? cur : base, cur ? *outlen : len, deltas[i], NULL, &next, &nextlen, NULL, 0);
+        free(cur);
+        if (dr != DELTA_OK)
+            return dr;
+        cur = next;
+        *outlen = nextlen;
+    }
+    *out = cur;
+    return DELTA_OK;
+}
+
 int checkpoint_materialize(Db *db, const char *uid, char **doc, size_t *len, long long *seq, int *ndeltas)
 {
     *doc = NULL;
@@ -161,43 +184,24 @@ int checkpoint_materialize(Db *db, const char *uid, char **doc, size_t *len, lon
     bool loaded = true;
     for (int i = 0; i < rows && loaded; i++)
         loaded = (deltas[i] = json_loadb(PQgetvalue(r, i, 1), (size_t)PQgetlength(r, i, 1), 0, NULL)) != NULL;
-    /* verified against the CLI's hash when they arrived: applied together, one copy at the end; the
-     * legacy line/column form one by one */
-    char *next = NULL;
-    size_t nextlen = 0;
-    DeltaResult dr = !rows    ? DELTA_OK
-                     : loaded ? delta_apply_chain(cur, n, deltas, (size_t)rows, &next, &nextlen)
-                              : DELTA_BAD_EDITS;
-    if (rows && loaded && dr != DELTA_OK) {
-        dr = DELTA_OK;
-        for (int i = 0; i < rows && dr == DELTA_OK; i++)
-            if ((dr = delta_apply(cur, n, deltas[i], NULL, &next, &nextlen, NULL, 0)) == DELTA_OK) {
-                free(cur);
-                cur = next;
-                n = nextlen;
-                next = NULL;
-            }
-        if (dr == DELTA_OK) {
-            next = cur;
-            nextlen = n;
-            cur = NULL;
-        }
-    }
-    for (int i = 0; i < rows; i++)
-        json_decref(deltas[i]);
-    free(deltas);
-    if (rows > 0 && dr != DELTA_OK) {
-        log_error("update %s: its stored deltas no longer apply", uid);
-        PQclear(r);
-        free(cur);
-        free(next);
-        return -1;
-    }
+    DeltaResult dr = DELTA_OK;
     if (rows > 0) {
+        char *next = NULL;
+        size_t nextlen = 0;
+        dr = loaded ? apply_stored(cur, n, deltas, (size_t)rows, &next, &nextlen) : DELTA_BAD_EDITS;
         free(cur);
         cur = next;
         n = nextlen;
         at = atoll(PQgetvalue(r, rows - 1, 0));
+    }
+    for (int i = 0; i < rows; i++)
+        json_decref(deltas[i]);
+    free(deltas);
+    if (dr != DELTA_OK) {
+        log_error("update %s: its stored deltas no longer apply", uid);
+        PQclear(r);
+        free(cur);
+        return -1;
     }
     PQclear(r);
     *doc = cur;
