@@ -70,3 +70,31 @@ def make_token(cluster, name, role, scope=None):
     if scope:
         args += ["--scope", scope]
     return subprocess.run(args, env=env, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def make_repo(base, name, program):
+    """A bare repository with one commit on main holding Pulumi.yaml; its file:// URL (the bare
+    repository is base/name.git)."""
+    work = os.path.join(base, name + "-work")
+    bare = os.path.join(base, name + ".git")
+    os.makedirs(work)
+    with open(os.path.join(work, "Pulumi.yaml"), "w") as f:
+        f.write(program)
+    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.com", GIT_COMMITTER_NAME="t",
+               GIT_COMMITTER_EMAIL="t@example.com")
+    for args in (["init", "-q", "-b", "main"], ["add", "Pulumi.yaml"], ["commit", "-q", "-m", "program"]):
+        subprocess.run(["git"] + args, cwd=work, env=env, check=True)
+    subprocess.run(["git", "clone", "-q", "--bare", work, bare], check=True)
+    return "file://" + bare
+
+
+def hold_lease(server, stack_path):
+    """Start a real (non-preview) update of the stack at stack_path ("/api/stacks/o/p/s") through the HTTP
+    API so the stack is held; (update id, lease token)."""
+    st, body, _, _ = server.request("POST", stack_path + "/update", {"options": {"dryRun": False}, "config": {},
+                                                                     "metadata": {}})
+    assert st == 200, body
+    uid = body["updateID"]
+    st, body, _, _ = server.request("POST", "%s/update/%s" % (stack_path, uid), {})
+    assert st == 200, body
+    return uid, body["token"]

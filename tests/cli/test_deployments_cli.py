@@ -12,7 +12,7 @@ import time
 import pytest
 
 import harness
-from clilib import Cli, cli_dir
+from clilib import Cli, cli_dir, make_repo
 
 ORG = "itlusions"
 
@@ -37,21 +37,6 @@ resources:
   broken:
     type: pulumi:NoSuchThing
 """
-
-
-def make_repo(base, name, program):
-    """A bare repository with one commit on main holding Pulumi.yaml; its file:// URL."""
-    work = os.path.join(base, name + "-work")
-    bare = os.path.join(base, name + ".git")
-    os.makedirs(work)
-    with open(os.path.join(work, "Pulumi.yaml"), "w") as f:
-        f.write(program)
-    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.com", GIT_COMMITTER_NAME="t",
-               GIT_COMMITTER_EMAIL="t@example.com")
-    for args in (["init", "-q", "-b", "main"], ["add", "Pulumi.yaml"], ["commit", "-q", "-m", "program"]):
-        subprocess.run(["git"] + args, cwd=work, env=env, check=True)
-    subprocess.run(["git", "clone", "-q", "--bare", work, bare], check=True)
-    return "file://" + bare
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from clilib import Cli, make_token, write_program
+from clilib import Cli, hold_lease, make_token, write_program
 
 ORG = "itlusions"
 PROJECT = "wf"
@@ -238,23 +238,11 @@ def test_stack_rm(server, tokens, cli):
         admin.cleanup()
 
 
-def hold_lease(server, name):
-    """Start a real (non-preview) update through the HTTP API so the stack is held."""
-    path = "/api/stacks/%s/%s/%s" % (ORG, PROJECT, name)
-    st, body, _, _ = server.request("POST", path + "/update", {"options": {"dryRun": False}, "config": {},
-                                                               "metadata": {}})
-    assert st == 200, body
-    uid = body["updateID"]
-    st, body, _, _ = server.request("POST", "%s/update/%s" % (path, uid), {})
-    assert st == 200, body
-    return uid, body["token"]
-
-
 def test_conflicting_up_and_cancel(server, cli):
     name = new_stack(cli)
     cli.run("up", "--yes")
     before = cli.export()
-    uid, lease = hold_lease(server, name)
+    uid, lease = hold_lease(server, "/api/stacks/%s/%s/%s" % (ORG, PROJECT, name))
     r = cli.run("up", "--yes", "--skip-preview", check=False)
     assert r.returncode != 0
     assert "[409] Conflict: Another update is currently in progress." in r.stderr + r.stdout

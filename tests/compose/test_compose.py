@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 import urllib.request
 
 import sys
@@ -18,7 +17,7 @@ import pytest
 import harness
 
 sys.path.insert(0, os.path.join(harness.ROOT, "tests", "cli"))
-from clilib import Cli, cli_dir  # noqa: E402
+from clilib import Cli, cli_dir, make_repo  # noqa: E402
 
 ROOT = harness.ROOT
 COMPOSE_FILE = os.path.join(ROOT, "docker", "docker-compose.yml")
@@ -76,13 +75,7 @@ class Engine:
         return self
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        harness.stop_process(self.proc, timeout=60)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -201,16 +194,8 @@ def test_compose_login_up_destroy_scale_deploy_and_recreate(stack_up):
         # A deployment: queued on web 2, run by the agent container (its repository copied into it).
         repo = tempfile.mkdtemp(prefix="pulumi-state-compose-repo-")
         try:
-            work = os.path.join(repo, "work")
-            os.makedirs(work)
-            with open(os.path.join(work, "Pulumi.yaml"), "w") as f:
-                f.write(PROGRAM.replace("${greeting}", "deployed by the agent container").replace(
-                    "config:\n  greeting:\n    type: string\n", "").replace("name: composed", "name: deployed"))
-            genv = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.com", GIT_COMMITTER_NAME="t",
-                        GIT_COMMITTER_EMAIL="t@example.com")
-            for args in (["init", "-q", "-b", "main"], ["add", "Pulumi.yaml"], ["commit", "-q", "-m", "p"]):
-                sh(["git"] + args, cwd=work, env=genv)
-            sh(["git", "clone", "-q", "--bare", work, os.path.join(repo, "prog.git")])
+            make_repo(repo, "prog", PROGRAM.replace("${greeting}", "deployed by the agent container").replace(
+                "config:\n  greeting:\n    type: string\n", "").replace("name: composed", "name: deployed"))
             agent = compose.containers("agent")[0]
             sh([DOCKER, "cp", os.path.join(repo, "prog.git"), agent + ":/var/lib/pulumi-state-agent/prog.git"])
             sh([DOCKER, "exec", "-u", "root", agent, "chown", "-R", "pulumi-state",

@@ -36,6 +36,17 @@ def wait_until(pred, what, timeout=60.0):
     raise RuntimeError("timed out waiting for " + what)
 
 
+def stop_process(proc, timeout=30):
+    """SIGTERM to a process this suite started, SIGKILL if it has not exited within timeout seconds."""
+    if proc and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class Postgres:
     def __init__(self, base):
         self.dir = os.path.join(base, "pg")
@@ -136,13 +147,7 @@ class PgBouncer:
         return self
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.proc = None
 
 
@@ -328,13 +333,7 @@ class Server:
         return reports
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.proc = None
         if self.worker_pids:
             self.stop_workers()
@@ -413,13 +412,7 @@ class Agent:
         self.proc.wait()
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, timeout=120)
         self.proc = None
 
 

@@ -16,7 +16,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 sys.path.insert(0, os.path.join(HERE, "..", "cli"))
 import harness  # noqa: E402
-from clilib import Cli  # noqa: E402
+from clilib import Cli, hold_lease  # noqa: E402
 
 ORG = "itlusions"
 # Deltas from the first byte, so releases that checkpoint send checkpointdelta even for small states.
@@ -64,17 +64,6 @@ def program(project, step, stash):
 def resources(export):
     return {r["urn"].split("::")[-1]: r for r in export["deployment"].get("resources") or []
             if not r["type"].startswith("pulumi:providers:") and r["type"] != "pulumi:pulumi:Stack"}
-
-
-def hold_lease(server, project, name):
-    path = "/api/stacks/%s/%s/%s" % (ORG, project, name)
-    st, body, _, _ = server.request("POST", path + "/update", {"options": {"dryRun": False}, "config": {},
-                                                               "metadata": {}})
-    assert st == 200, body
-    uid = body["updateID"]
-    st, body, _, _ = server.request("POST", "%s/update/%s" % (path, uid), {})
-    assert st == 200, body
-    return uid, body["token"]
 
 
 def run_smoke(server, cli_dir, project, env=None):
@@ -166,7 +155,7 @@ def run_smoke(server, cli_dir, project, env=None):
         assert kinds.count("update") >= 4 and "refresh" in kinds, kinds
 
     def cancel():
-        uid, lease = hold_lease(server, project, "dev")
+        uid, lease = hold_lease(server, "/api/stacks/%s/%s/dev" % (ORG, project))
         r = cli.run("up", "--yes", "--skip-preview", check=False)
         assert r.returncode != 0 and "[409] Conflict: Another update is currently in progress." in r.stdout + \
             r.stderr, r.stdout + r.stderr

@@ -8,7 +8,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -18,7 +17,7 @@ import pytest
 import harness
 
 sys.path.insert(0, os.path.join(harness.ROOT, "tests", "cli"))
-from clilib import Cli, cli_dir  # noqa: E402
+from clilib import Cli, cli_dir, make_repo  # noqa: E402
 
 ORG = "itlusions"
 
@@ -81,20 +80,6 @@ def up_once(url, token, project, stack="dev"):
         return normalized(cli.export(), project, stack)
     finally:
         cli.cleanup()
-
-
-def make_repo(base, name, text):
-    work = os.path.join(base, name + "-work")
-    bare = os.path.join(base, name + ".git")
-    os.makedirs(work)
-    with open(os.path.join(work, "Pulumi.yaml"), "w") as f:
-        f.write(text)
-    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.com", GIT_COMMITTER_NAME="t",
-               GIT_COMMITTER_EMAIL="t@example.com")
-    for args in (["init", "-q", "-b", "main"], ["add", "Pulumi.yaml"], ["commit", "-q", "-m", "program"]):
-        subprocess.run(["git"] + args, cwd=work, env=env, check=True, stdout=subprocess.DEVNULL)
-    subprocess.run(["git", "clone", "-q", "--bare", work, bare], check=True)
-    return "file://" + bare
 
 
 @pytest.fixture(scope="module")
