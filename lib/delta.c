@@ -206,9 +206,17 @@ DeltaResult delta_apply_inplace(Buf *doc, json_t *edits, const char *hash_hex, c
         free(ed);
         return DELTA_HASH_MISMATCH;
     }
-    /* From the last edit back: each moves only what follows it, earlier offsets stay valid. */
-    if (total + 1 > doc->cap) { /* room for some growth, not the doubling of appends */
-        doc->cap = total + total / 8 + 1;
+    /* From the last edit back: each moves only what follows it, earlier offsets stay valid. On the
+     * way the document can be longer than at the end (a later edit grows it, an earlier one shrinks
+     * it): room for the longest it gets, and some growth, not the doubling of appends. */
+    size_t peak = doc->len, running = doc->len;
+    for (size_t i = n; i-- > 0;) {
+        running = running + ed[i].textlen - (ed[i].end - ed[i].start);
+        if (running > peak)
+            peak = running;
+    }
+    if (peak + 1 > doc->cap) {
+        doc->cap = peak + total / 8 + 1;
         doc->data = xrealloc(doc->data, doc->cap);
     }
     size_t len = doc->len;

@@ -391,6 +391,20 @@ START_TEST(test_chain_equals_one_by_one)
         free(doc);
         free(base);
     }
+    /* a later edit that grows the document before an earlier one shrinks it, in a buffer with no
+     * room to spare: the bytes never run past the buffer on the way (ASan watches) */
+    {
+        Buf in = {.data = xstrdup("aaaaaaaaaaZ"), .len = 11, .cap = 12};
+        json_t *edits = json_loads("[{\"Span\":{\"start\":{\"offset\":0},\"end\":{\"offset\":10}},\"NewText\":\"\"},"
+                                   "{\"Span\":{\"start\":{\"offset\":11},\"end\":{\"offset\":11}},"
+                                   "\"NewText\":\"bbbbbbbbbb\"}]",
+                                   0, NULL);
+        char h[65];
+        ck_assert_int_eq(delta_apply_inplace(&in, edits, hash_of("Zbbbbbbbbbb", h), NULL, 0), DELTA_OK);
+        ck_assert_str_eq(in.data, "Zbbbbbbbbbb");
+        json_decref(edits);
+        buf_free(&in);
+    }
     /* the legacy line/column form is left to the one-by-one path */
     json_t *legacy = json_loads("[{\"Span\":{\"start\":{\"line\":1,\"column\":1},\"end\":{\"line\":1,"
                                 "\"column\":2}},\"NewText\":\"x\"}]",
