@@ -15,6 +15,10 @@ static bool body_object(Ctx *c)
         reply_error(c, 400, "Bad Request: malformed JSON body");
         return false;
     }
+    if (!jspan_keys_plain_unique(b, c->body_len)) {
+        reply_error(c, 400, "Bad Request: the body's keys must be unique and written without escapes");
+        return false;
+    }
     return true;
 }
 

@@ -31,6 +31,10 @@ bool journal_entry_check(const char *e, size_t len, char *why, size_t whylen)
         set_err(why, whylen, "a journal entry must be an object");
         return false;
     }
+    if (!jspan_keys_plain_unique(e, len)) {
+        set_err(why, whylen, "a journal entry's keys must be unique and written without escapes");
+        return false;
+    }
     span_member(e, len, "sequenceID", &present, &v, &vlen);
     if (!present || !jspan_int(v, vlen, &n) || n < 1) {
         set_err(why, whylen, "sequenceID must be an integer >= 1");

@@ -286,6 +286,21 @@ bool jspan_member(const char *s, size_t len, const char *key, size_t *start, siz
     return false;
 }
 
+bool jspan_keys_plain_unique(const char *s, size_t len)
+{
+    size_t ks[JSPAN_MAX_KEYS], kl[JSPAN_MAX_KEYS], n = 0, pos = 0, a, z, vs, ve;
+    while (jspan_object_next(s, len, &pos, &a, &z, &vs, &ve)) {
+        if (n == JSPAN_MAX_KEYS || memchr(s + a, '\\', z - a))
+            return false;
+        for (size_t i = 0; i < n; i++)
+            if (kl[i] == z - a && memcmp(s + ks[i], s + a, z - a) == 0)
+                return false;
+        ks[n] = a;
+        kl[n++] = z - a;
+    }
+    return true;
+}
+
 long jspan_array_count(const char *s, size_t len)
 {
     Scan sc = {s, s + len, NULL, NULL};

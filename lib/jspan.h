@@ -23,6 +23,11 @@ bool jspan_array_next(const char *s, size_t len, size_t *pos, size_t *start, siz
  * call sets the next key's span without its quotes [*ks, *ke) (escapes as written) and its value's
  * span [*vs, *ve), and returns true; false at the end. */
 bool jspan_object_next(const char *s, size_t len, size_t *pos, size_t *ks, size_t *ke, size_t *vs, size_t *ve);
+/* True if the members of the validated JSON object s[0..len) have keys written without escapes and
+ * no key twice (at most JSPAN_MAX_KEYS of them): then what the span scanner finds for a key is what a
+ * tree builder (last one wins, escapes decoded) finds too. */
+#define JSPAN_MAX_KEYS 256
+bool jspan_keys_plain_unique(const char *s, size_t len);
 /* The value of the validated JSON string s[0..len) (quotes included), escapes decoded to UTF-8: new,
  * or NULL if it holds \u0000. */
 char *jspan_string_value(const char *s, size_t len);

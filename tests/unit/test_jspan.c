@@ -217,6 +217,26 @@ START_TEST(test_object_next)
 }
 END_TEST
 
+START_TEST(test_keys_plain_unique)
+{
+    ck_assert(jspan_keys_plain_unique("{}", 2));
+    const char *ok = " {\"a\":1, \"ab\":{\"a\":1,\"a\":2}, \"b\":\"\\u0061\"}";
+    ck_assert(jspan_keys_plain_unique(ok, strlen(ok)));
+    const char *dup = "{\"a\":1,\"b\":2,\"a\":3}";
+    ck_assert(!jspan_keys_plain_unique(dup, strlen(dup)));
+    const char *esc = "{\"\\u0061\":1}";
+    ck_assert(!jspan_keys_plain_unique(esc, strlen(esc)));
+    Buf b;
+    buf_init(&b);
+    buf_puts(&b, "{");
+    for (int i = 0; i <= JSPAN_MAX_KEYS; i++)
+        buf_printf(&b, "%s\"k%d\":0", i ? "," : "", i);
+    buf_puts(&b, "}");
+    ck_assert(!jspan_keys_plain_unique(b.data, b.len));
+    buf_free(&b);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("jspan");
@@ -230,6 +250,7 @@ int main(void)
     tcase_add_test(tc, test_lean);
     tcase_add_test(tc, test_lean_numbers);
     tcase_add_test(tc, test_object_next);
+    tcase_add_test(tc, test_keys_plain_unique);
     suite_add_tcase(s, tc);
     return unit_run(s, CK_FORK_GETENV);
 }
