@@ -41,15 +41,44 @@ static struct {
     int pending; /* deltas stored after the base */
 } working;
 
-/* The copy, when it is update uid's at generation gen: moved into *doc. */
+/* The copy, when it is update uid's at generation gen: moved into *doc. A copy that is not is dropped:
+ * generations only move on, and the caller is about to rebuild the document beside it. */
 static bool working_take(const char *uid, long long gen, Buf *doc, int *pending)
 {
     bool hit = false;
+    Buf stale;
+    buf_init(&stale);
     pthread_mutex_lock(&working_lock);
     if (working.doc.data && working.gen == gen && !strcmp(working.uid, uid)) {
         *doc = working.doc;
         *pending = working.pending;
-        buf_init(&working.doc);
+        hit = true;
+    } else {
+        stale = working.doc;
+    }
+    buf_init(&working.doc);
+    pthread_mutex_unlock(&working_lock);
+    buf_free(&stale);
+    return hit;
+}
+
+/* Whether this process holds a copy of update uid's document (of some generation). */
+static bool working_holds(const char *uid)
+{
+    pthread_mutex_lock(&working_lock);
+    bool held = working.doc.data && !strcmp(working.uid, uid);
+    pthread_mutex_unlock(&working_lock);
+    return held;
+}
+
+/* A copy of the copy, when it is update uid's at generation gen: new *doc. */
+static bool working_copy(const char *uid, long long gen, char **doc, size_t *len)
+{
+    bool hit = false;
+    pthread_mutex_lock(&working_lock);
+    if (working.doc.data && working.gen == gen && !strcmp(working.uid, uid)) {
+        *doc = xstrndup(working.doc.data, working.doc.len);
+        *len = working.doc.len;
         hit = true;
     }
     pthread_mutex_unlock(&working_lock);
@@ -151,32 +180,29 @@ static DeltaResult apply_stored(const char *base, size_t len, json_t *const *del
     return DELTA_OK;
 }
 
-int checkpoint_materialize(Db *db, const char *uid, char **doc, size_t *len, long long *seq, int *ndeltas)
+/* The document from the database: the base, its deltas applied from the result's own buffer. */
+static int materialize_db(Db *db, const char *uid, char **doc, size_t *len, int *ndeltas)
 {
     *doc = NULL;
     *len = 0;
     DbParam p[] = {DB_TEXT(uid)};
-    PGresult *r =
+    PGresult *base =
         db_exec(db, "SELECT raw, seq::text FROM extension_pulumi_state_checkpoints WHERE update_id = $1", 1, p, true);
-    if (!r)
+    if (!base)
         return -1;
-    if (PQntuples(r) != 1) {
-        PQclear(r);
+    if (PQntuples(base) != 1) {
+        PQclear(base);
         return 0;
     }
-    size_t n = (size_t)PQgetlength(r, 0, 0);
-    char *cur = xstrndup(PQgetvalue(r, 0, 0), n);
-    long long at = atoll(PQgetvalue(r, 0, 1));
-    PQclear(r);
-    char sbuf[24];
-    snprintf(sbuf, sizeof(sbuf), "%lld", at);
-    DbParam q[] = {DB_TEXT(uid), DB_TEXT(sbuf)};
-    r = db_exec(db,
-                "SELECT seq, edits FROM extension_pulumi_state_checkpoint_deltas WHERE update_id = $1 AND seq > $2 "
-                "ORDER BY seq",
-                2, q, false);
+    const char *raw = PQgetvalue(base, 0, 0);
+    size_t n = (size_t)PQgetlength(base, 0, 0);
+    DbParam q[] = {DB_TEXT(uid), DB_TEXT(PQgetvalue(base, 0, 1))};
+    PGresult *r = db_exec(db,
+                          "SELECT seq, edits FROM extension_pulumi_state_checkpoint_deltas WHERE update_id = $1 AND "
+                          "seq > $2::bigint ORDER BY seq",
+                          2, q, false);
     if (!r) {
-        free(cur);
+        PQclear(base);
         return -1;
     }
     int rows = PQntuples(r);
@@ -184,33 +210,51 @@ int checkpoint_materialize(Db *db, const char *uid, char **doc, size_t *len, lon
     bool loaded = true;
     for (int i = 0; i < rows && loaded; i++)
         loaded = (deltas[i] = json_loadb(PQgetvalue(r, i, 1), (size_t)PQgetlength(r, i, 1), 0, NULL)) != NULL;
+    PQclear(r);
     DeltaResult dr = DELTA_OK;
-    if (rows > 0) {
-        char *next = NULL;
-        size_t nextlen = 0;
-        dr = loaded ? apply_stored(cur, n, deltas, (size_t)rows, &next, &nextlen) : DELTA_BAD_EDITS;
-        free(cur);
-        cur = next;
-        n = nextlen;
-        at = atoll(PQgetvalue(r, rows - 1, 0));
+    if (rows > 0)
+        dr = loaded ? apply_stored(raw, n, deltas, (size_t)rows, doc, len) : DELTA_BAD_EDITS;
+    else {
+        *doc = xstrndup(raw, n);
+        *len = n;
     }
+    PQclear(base);
     for (int i = 0; i < rows; i++)
         json_decref(deltas[i]);
     free(deltas);
     if (dr != DELTA_OK) {
         log_error("update %s: its stored deltas no longer apply", uid);
-        PQclear(r);
-        free(cur);
+        free(*doc);
+        *doc = NULL;
+        *len = 0;
         return -1;
     }
-    PQclear(r);
-    *doc = cur;
-    *len = n;
-    if (seq)
-        *seq = at;
     if (ndeltas)
         *ndeltas = rows;
     return 1;
+}
+
+int checkpoint_materialize(Db *db, const char *uid, bool ending, char **doc, size_t *len)
+{
+    /* This process's copy when it is the current document (the generation read from the database). */
+    if (working_holds(uid)) {
+        DbParam p[] = {DB_TEXT(uid)};
+        PGresult *r =
+            db_exec(db, "SELECT checkpoint_gen FROM extension_pulumi_state_updates WHERE id = $1", 1, p, false);
+        if (!r)
+            return -1;
+        long long gen = PQntuples(r) == 1 ? atoll(PQgetvalue(r, 0, 0)) : -1;
+        PQclear(r);
+        Buf taken;
+        int pending;
+        if (ending && working_take(uid, gen, &taken, &pending)) {
+            *doc = buf_steal(&taken, len);
+            return 1;
+        }
+        if (!ending && working_copy(uid, gen, doc, len))
+            return 1;
+    }
+    return materialize_db(db, uid, doc, len, NULL);
 }
 
 /* Store one accepted change of the document as its edits (text: a deploymentDelta array), or every
@@ -339,7 +383,7 @@ bool update_checkpoint_delta(Db *db, const StackRef *ref, const char *uid, const
     if (!working_take(uid, info.checkpoint_gen, &doc, &pending)) {
         char *rebuilt = NULL;
         size_t len = 0;
-        int m = checkpoint_materialize(db, uid, &rebuilt, &len, NULL, &pending);
+        int m = materialize_db(db, uid, &rebuilt, &len, &pending);
         if (m < 0) {
             api_internal(e);
             goto done;

@@ -462,7 +462,7 @@ bool stack_import(Db *db, const StackRef *ref, const char *doc, size_t len, Audi
  * far. False when it has neither (the stored version is then the freshest). */
 static bool in_progress_state(Db *db, const Stack *s, Export *out)
 {
-    int m = checkpoint_materialize(db, s->active_update, &out->data, &out->len, NULL, NULL);
+    int m = checkpoint_materialize(db, s->active_update, false, &out->data, &out->len);
     if (m != 0)
         return m > 0;
     DbParam p[] = {DB_TEXT(s->active_update)};

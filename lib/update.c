@@ -161,7 +161,7 @@ static bool store_result(Db *db, Stack *s, const char *update_id, int base_versi
 {
     char *doc = NULL;
     size_t len = 0;
-    if (checkpoint_materialize(db, update_id, &doc, &len, NULL, NULL) < 0)
+    if (checkpoint_materialize(db, update_id, true, &doc, &len) < 0)
         return false;
     /* A journal that cannot be replayed must not wedge the stack. A success must replay whole;
      * when it does not, the update ends failed instead, keeping whatever the journal recorded (a

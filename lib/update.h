@@ -40,10 +40,11 @@ typedef struct UpdateInfo {
     long long checkpoint_gen; /* bumped by every change of the working state (checkpoint.c) */
 } UpdateInfo;
 
-/* The working state of a checkpointing update: its base document with the deltas after it applied
- * (new *doc), the sequence number it is at and how many deltas were applied (either may be NULL).
- * 1 when the update has a checkpoint, 0 when it has none, -1 on a database error. */
-int checkpoint_materialize(Db *db, const char *uid, char **doc, size_t *len, long long *seq, int *ndeltas);
+/* The working state of a checkpointing update (new *doc): this worker's copy when it is current, else
+ * its base document with the deltas after it applied. ending: the update is ending, so the copy is
+ * handed over rather than copied. 1 when the update has a checkpoint, 0 when it has none, -1 on a
+ * database error. */
+int checkpoint_materialize(Db *db, const char *uid, bool ending, char **doc, size_t *len);
 
 /* Rebuild the state of a journaled update from its base version and its entries (new *doc, NULL
  * when the update has no journal entries), stamped with the version of the CLI that ran it. Strict
