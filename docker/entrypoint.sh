@@ -1,14 +1,15 @@
 #!/bin/sh
 # Runs as root only long enough to hand the Docker secrets to the service user, then drops to it.
-#   PULUMI_STATE_DB_PASSWORD_FILE  the database password (a secret file): written to a libpq passfile
+#   DB_PASSWORD_FILE  the database password (a secret file): written to a libpq passfile (not a
+#                     PULUMI_STATE_* name: check-config takes every one of those for a setting)
 #   ITL_PULUMI_TOKEN_FILE, PULUMI_STATE_MASTER_KEY_FILE  copied where the service user can read them
 set -eu
 if [ "$(id -u)" = 0 ]; then
     priv=/run/pulumi-state
     mkdir -p "$priv"
     chmod 0700 "$priv"
-    if [ -n "${PULUMI_STATE_DB_PASSWORD_FILE:-}" ]; then
-        printf '*:*:*:*:%s\n' "$(cat "$PULUMI_STATE_DB_PASSWORD_FILE")" > "$priv/pgpass"
+    if [ -n "${DB_PASSWORD_FILE:-}" ]; then
+        printf '*:*:*:*:%s\n' "$(cat "$DB_PASSWORD_FILE")" > "$priv/pgpass"
         export PGPASSFILE="$priv/pgpass"
     fi
     for var in ITL_PULUMI_TOKEN_FILE PULUMI_STATE_MASTER_KEY_FILE PULUMI_STATE_OLD_MASTER_KEY_FILE; do

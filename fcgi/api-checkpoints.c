@@ -55,6 +55,10 @@ void api_checkpoint(Ctx *c)
     buf_puts(&doc, "\"deployment\":");
     buf_append(&doc, b + ds, de - ds);
     buf_puts(&doc, "}");
+    /* The body is all in doc now: freed before the state is stored (a whole state less at the peak). */
+    free(c->body);
+    c->body = NULL;
+    c->body_len = 0;
     StackRef ref = ctx_stack(c);
     ApiError e;
     size_t len;

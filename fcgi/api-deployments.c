@@ -15,6 +15,7 @@ void api_deploy_create(Ctx *c)
     buf_init(&out);
     ApiError e;
     const char *initiator = c->initiator && *c->initiator ? c->initiator : "api";
+    c->audit.ok_status = 202;
     bool ok = deploy_create(c->db, c->cfg, c->w->master_key, &ref, body, c->actor, initiator, &c->audit, &out, &e);
     reply_buf(c, ok, &out, &e, 202);
 }
@@ -93,6 +94,7 @@ void api_deploy_cancel(Ctx *c)
 {
     StackRef ref = ctx_stack(c);
     ApiError e;
+    c->audit.ok_status = strcmp(c->method, "DELETE") ? 200 : 204;
     if (!deploy_cancel(c->db, &ref, c->captures[3], &c->audit, &e))
         reply_api_error(c, &e);
     else if (!strcmp(c->method, "DELETE"))

@@ -15,6 +15,7 @@ void api_machine_register(Ctx *c)
     Buf out;
     buf_init(&out);
     ApiError e;
+    c->audit.ok_status = 201;
     bool ok = machine_register(c->db, c->cfg, c->w->master_key, body, c->actor, &c->audit, &out, &e);
     reply_buf(c, ok, &out, &e, 201);
 }

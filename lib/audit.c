@@ -25,7 +25,7 @@ bool audit_insert(Db *db, const Audit *a, int status)
 bool audit_commit(Db *db, Audit *a)
 {
     if (a && a->enabled) {
-        if (!audit_insert(db, a, 200)) {
+        if (!audit_insert(db, a, a->ok_status ? a->ok_status : 200)) {
             db_rollback(db);
             return false;
         }

@@ -18,6 +18,7 @@ typedef struct Audit {
     const char *client_addr;
     const char *request_id;
     const char *detail;
+    int ok_status; /* what the route answers when the change is made (0: 200), for the row written with it */
 } Audit;
 
 /* Insert a's row with outcome status (inside or outside a transaction). */

@@ -136,6 +136,38 @@ def test_curl_flow_update_then_destroy(env):
                      % d2["id"]) == [["t"]]
 
 
+def test_preview_and_refresh_operations(env):
+    """The two operations besides update and destroy: a preview changes nothing; a refresh after an update
+    runs `pulumi refresh`, makes the next version and is linked to it."""
+    c, agent, repos = env
+    url = make_repo(repos, "ops", GOOD % {"project": "dops"})
+    stack = new_stack(c, "dops")
+
+    def run(op):
+        status, d, raw, _ = api(c, "POST", stack + "/deployments", {"operation": op, "source": {"repoURL": url}})
+        assert status == 202, raw
+        done = assert_succeeded(c, stack, d["id"])
+        assert done["operation"] == op
+        lines = read_logs(c, stack, d["id"])
+        assert any(l.get("header") == "pulumi " + op for l in lines), lines
+        return d["id"], "".join(l["line"] for l in lines)
+
+    _, text = run("preview")
+    assert "first" in text and "create" in text
+    assert api(c, "GET", stack)[1]["version"] == 0  # no version made
+    run("update")
+    _, before, _, _ = api(c, "GET", stack + "/export")
+    rid, _ = run("refresh")
+    _, ups, _, _ = api(c, "GET", stack + "/deployments/%s/updates" % rid)
+    assert [u["version"] for u in ups] == [2], ups
+    assert api(c, "GET", stack)[1]["version"] == 2
+    _, after, _, _ = api(c, "GET", stack + "/export")
+    assert [r["urn"] for r in after["deployment"]["resources"]] == [r["urn"] for r in before["deployment"]["resources"]]
+    _, hist, _, _ = api(c, "GET", stack + "/updates?pageSize=10&page=1")
+    kinds = sorted(u["kind"] for u in hist["updates"])
+    assert kinds == ["refresh", "update"], kinds
+
+
 def test_failing_program_and_unclonable_repository(env):
     c, agent, repos = env
     url = make_repo(repos, "bad", BAD % {"project": "dbad"})

@@ -151,6 +151,12 @@ def test_compose_login_up_destroy_scale_deploy_and_recreate(stack_up):
     ready = urllib.request.urlopen(url1 + "/readyz", timeout=10)
     assert ready.status == 200 and json.loads(ready.read())["status"] == "ready"
 
+    # The configuration the containers get passes the operators' check (the entrypoint, the secrets, the
+    # database and the key as the services see them).
+    checked = compose("run", "--rm", "-T", "--no-deps", "migrate", "pulumi-state-admin", "check-config", check=False)
+    assert checked.returncode == 0 and "ok: the master key matches the database" in checked.stdout, (
+        checked.stdout + checked.stderr)
+
     cli = Cli(url1, token=token)
     try:
         with open(os.path.join(cli.project, "Pulumi.yaml"), "w") as f:
@@ -165,8 +171,8 @@ def test_compose_login_up_destroy_scale_deploy_and_recreate(stack_up):
         exported = cli.export()
         assert "hunter2-compose" not in json.dumps(exported)
 
-        # Two web replicas on one PostgreSQL: the second serves what the first wrote.
-        compose("up", "-d", "--no-recreate", "--scale", "web=2", "--scale", "agent=1")
+        # Two web replicas and two agents on one PostgreSQL: the second web serves what the first wrote.
+        compose("up", "-d", "--no-recreate", "--scale", "web=2", "--scale", "agent=2")
         compose.wait_healthy("web", 2)
         url2 = compose.url("web", 2)
         assert url2 != url1
@@ -196,10 +202,12 @@ def test_compose_login_up_destroy_scale_deploy_and_recreate(stack_up):
         try:
             make_repo(repo, "prog", PROGRAM.replace("${greeting}", "deployed by the agent container").replace(
                 "config:\n  greeting:\n    type: string\n", "").replace("name: composed", "name: deployed"))
-            agent = compose.containers("agent")[0]
-            sh([DOCKER, "cp", os.path.join(repo, "prog.git"), agent + ":/var/lib/pulumi-state-agent/prog.git"])
-            sh([DOCKER, "exec", "-u", "root", agent, "chown", "-R", "pulumi-state",
-                "/var/lib/pulumi-state-agent/prog.git"])
+            agents = compose.containers("agent")
+            assert len(agents) == 2
+            for agent in agents:  # either may claim it
+                sh([DOCKER, "cp", os.path.join(repo, "prog.git"), agent + ":/var/lib/pulumi-state-agent/prog.git"])
+                sh([DOCKER, "exec", "-u", "root", agent, "chown", "-R", "pulumi-state",
+                    "/var/lib/pulumi-state-agent/prog.git"])
         finally:
             shutil.rmtree(repo, ignore_errors=True)
         # The CLI records the URL a stack's state was made under in its secrets manager, so the agent (which

@@ -135,3 +135,36 @@ def test_settings_inherited_and_secrets_sealed(api):
     assert_error(api.get(p), 404)
     assert_error(api.post(st.path + "/deployments", {"operation": "update"}), 400, contains="no source")
     assert_error(api.call("DELETE", "/api/stacks/%s/%s/nope/deployments/settings" % (st.org, st.project)), 404)
+
+
+def test_roles_and_audit_of_the_deployment_routes(api):
+    """Queue, cancel and settings need write on the stack; reading needs read; a stack-scoped token reaches
+    only its stack; every change (and every refusal of one) is an audit row naming the stack."""
+    from test_access import make_token
+    st, other = api.new_stack(), api.new_stack()
+    _, read = make_token(api.server, "read")
+    _, write = make_token(api.server, "write")
+    _, scoped = make_token(api.server, "write", scope="%s/%s/%s" % (st.org, st.project, st.name))
+    body = {"operation": "update", "source": {"repoURL": REPO, "branch": "main"}}
+    assert_error(api.post(st.path + "/deployments", body, token=read), 403)
+    assert_error(api.post(st.path + "/deployments/settings", {"sourceContext": {}}, token=read), 403)
+    d = queue(api, st, body, token=write)
+    base = st.path + "/deployments/" + d["id"]
+    assert_ok(api.get(base, token=read))
+    assert_ok(api.get(st.path + "/deployments", token=read))
+    assert_ok(api.get(base + "/logs", token=read))
+    assert_error(api.post(base + "/cancel", token=read), 403)
+    assert_error(api.post(other.path + "/deployments", body, token=scoped), 403)
+    queue(api, st, body, token=scoped)
+    assert_ok(api.post(base + "/cancel", token=write))
+    assert assert_ok(api.get(st.path + "/deployments", token=read))["total"] == 2
+    assert assert_ok(api.get(other.path + "/deployments"))["total"] == 0  # the refused queue changed nothing
+    rows = api.pg.psql("SELECT action, status FROM extension_pulumi_state_audit WHERE org = :'p1' AND "
+                       "project = :'p2' AND stack = :'p3' AND action LIKE 'deployment.%' ORDER BY id",
+                       st.org, st.project, st.name)
+    assert [tuple(r) for r in rows] == [("deployment.create", "403"), ("deployment.settings", "403"),
+                                        ("deployment.create", "202"), ("deployment.cancel", "403"),
+                                        ("deployment.create", "202"), ("deployment.cancel", "200")], rows
+    refused = api.pg.psql("SELECT action, status FROM extension_pulumi_state_audit WHERE stack = :'p1' AND "
+                          "action LIKE 'deployment.%'", other.name)
+    assert [tuple(r) for r in refused] == [("deployment.create", "403")]

@@ -243,5 +243,5 @@ def test_roles_scopes_and_audit(api):
     assert ("machine.approve", "200") in actions and ("machine.lock", "403") in actions
     assert ("machine.lock", "200") in actions and ("machine.revoke", "200") in actions
     assert all(r[3] == "" for r in rows)
-    assert api.pg.psql("SELECT count(*) FROM extension_pulumi_state_audit WHERE action = 'machine.register' "
-                       "AND detail = '%s'" % m["machine_id"]) == [["1"]]
+    assert api.pg.psql("SELECT status FROM extension_pulumi_state_audit WHERE action = 'machine.register' "
+                       "AND detail = '%s'" % m["machine_id"]) == [["201"]]  # the row says what the reply said

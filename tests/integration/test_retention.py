@@ -13,7 +13,7 @@ from psapi import assert_ok, small_state
 
 @pytest.fixture(scope="module")
 def own():
-    c = harness.Cluster(procs=1, threads=2)
+    c = harness.Cluster(procs=1, threads=2, settings={"PULUMI_STATE_JOURNALING": "true"})
     c.start()
     yield c, psapi.Api(c.server, c.pg)
     c.stop()
@@ -106,3 +106,59 @@ def test_the_agent_prunes_periodically(own):
         harness.wait_until(lambda: versions(c, st) == [4], "the agent's prune")
     finally:
         agent.stop()
+
+
+def journal_entries(st):
+    """The entries that create the root stack, its provider and one resource (a complete journal)."""
+    full = small_state(st, n=1)["resources"]
+    stack_res, prov, pet = full[0], full[1], dict(full[2], dependencies=[], propertyDependencies={})
+    sp = {"type": "service", "state": {"url": "http://x", "owner": "o", "project": "p", "stack": "s"}}
+
+    def e(seq, kind, op, **kw):
+        return dict({"version": 1, "kind": kind, "sequenceID": seq, "operationID": op, "removeOld": None,
+                     "removeNew": None}, **kw)
+    return [e(1, 6, 0, secretsProvider=sp),
+            e(2, 0, 1, operation={"resource": dict(stack_res, outputs={}), "type": "creating"}),
+            e(3, 1, 1, state=dict(stack_res, outputs={})),
+            e(4, 0, 2, operation={"resource": prov, "type": "creating"}), e(5, 1, 2, state=prov),
+            e(6, 0, 3, operation={"resource": pet, "type": "creating"}), e(7, 1, 3, state=pet),
+            e(8, 4, 4, state=stack_res, removeNew=1)], [stack_res["urn"], prov["urn"], pet["urn"]]
+
+
+def test_journals_left_by_ended_updates_go_a_running_update_keeps_its_own(own):
+    c, api = own
+
+    def journaled(st):
+        upd = api.create_update(st, "update")
+        r = assert_ok(api.post(upd.path, {"journalVersion": 1}))
+        assert r["journalVersion"] == 1
+        upd.token = r["token"]
+        return upd
+
+    def rows(upd):
+        return int(c.pg.psql("SELECT count(*) FROM extension_pulumi_state_journal WHERE update_id = :'p1'",
+                             upd.id)[0][0])
+    ended, running = api.new_stack(), api.new_stack()
+    u1 = journaled(ended)
+    entries1, urns1 = journal_entries(ended)
+    assert_ok(api.patch(u1.path + "/journalentries", {"entries": entries1}, update=u1))
+    assert_ok(api.complete(u1))
+    u2 = journaled(running)
+    entries2, urns2 = journal_entries(running)
+    assert_ok(api.patch(u2.path + "/journalentries", {"entries": entries2[:5]}, update=u2))
+    # Ending an update drops its journal; what an older server or an interrupted finish left is the
+    # prune's to delete.
+    assert rows(u1) == 0 and rows(u2) == 5
+    c.pg.psql("INSERT INTO extension_pulumi_state_journal (update_id, sequence_id, entry) SELECT :'p1', g, "
+              "convert_to('{}', 'UTF8') FROM generate_series(1, 3) g", u1.id)
+    assert rows(u1) == 3
+    out = prune(c)
+    assert "journal: 3 deleted" in out, out
+    assert rows(u1) == 0 and rows(u2) == 5
+    # The ended update's state is its version; the running one goes on and ends with every entry applied.
+    assert [r["urn"] for r in api.export(ended)["deployment"]["resources"]] == urns1
+    assert_ok(api.patch(u2.path + "/journalentries", {"entries": entries2[5:]}, update=u2))
+    assert_ok(api.complete(u2))
+    assert [r["urn"] for r in api.export(running)["deployment"]["resources"]] == urns2
+    prune(c)
+    assert rows(u2) == 0

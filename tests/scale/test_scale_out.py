@@ -159,13 +159,13 @@ def test_two_front_ends_pooler_eight_clis_a_race_and_agents(farm):
 
     # Deployments at the same time, queued through both front ends, run by both agents.
     repos = tempfile.mkdtemp(prefix="pulumi-state-scale-repos-")
-    queued = []
+    queued, url_of = [], {}
     for k in range(2):
         api = servers[k].request
         status, _, raw, _ = api("POST", "/api/stacks/%s/deployed%d" % (ORG, k), body={"stackName": "dev"},
                                 token=token)
         assert status == 200, raw
-        url = make_repo(repos, "deployed%d" % k, program("deployed%d" % k, 2))
+        url = url_of[k] = make_repo(repos, "deployed%d" % k, program("deployed%d" % k, 2))
         for n in range(2):
             status, d, raw, _ = servers[n].request("POST", "/api/stacks/%s/deployed%d/dev/deployments" % (ORG, k),
                                                    body={"operation": "update", "source": {"repoURL": url}},
@@ -202,9 +202,22 @@ def test_two_front_ends_pooler_eight_clis_a_race_and_agents(farm):
                            not in ("queued", "running"), "deployment %s to end" % did, timeout=300)
         d = servers[1].request("GET", path, token=token)[1]
         assert d["status"] == "succeeded", d
-    shutil.rmtree(repos, ignore_errors=True)
     rows = servers[0].pg.psql("SELECT count(*), count(DISTINCT agent) FROM extension_pulumi_state_deployments")
     assert int(rows[0][0]) == 4
+
+    # The pooled agent alone (the direct one stopped): it polls through PgBouncer, claims and runs.
+    agents[0].stop()
+    status, d, raw, _ = servers[1].request("POST", "/api/stacks/%s/deployed0/dev/deployments" % ORG,
+                                           body={"operation": "update", "source": {"repoURL": url_of[0]}},
+                                           token=token)
+    assert status == 202, raw
+    path = "/api/stacks/%s/deployed0/dev/deployments/%s" % (ORG, d["id"])
+    harness.wait_until(lambda: servers[1].request("GET", path, token=token)[1]["status"] not in ("queued", "running"),
+                       "the pooled agent's deployment to end", timeout=300)
+    assert servers[1].request("GET", path, token=token)[1]["status"] == "succeeded"
+    ran_by = servers[0].pg.psql("SELECT agent FROM extension_pulumi_state_deployments WHERE id = :'p1'", d["id"])
+    assert ran_by[0][0].endswith(":%d" % agents[1].proc.pid), ran_by
+    shutil.rmtree(repos, ignore_errors=True)
 
     # No 5xx from any worker of either front end; the pooler really pooled (fewer server connections).
     for s in servers:
