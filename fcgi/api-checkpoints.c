@@ -44,25 +44,39 @@ void api_checkpoint(Ctx *c)
         reply_error(c, 400, "Bad Request: a checkpoint needs version 1..4 and a deployment object");
         return;
     }
-    Buf doc;
-    buf_init(&doc);
-    buf_printf(&doc, "{\"version\":%lld,", version);
+    /* The stored document: {"version":N[,"features":[...]],"deployment":...}. Made in the body's own
+     * buffer when the head fits before the deployment (as the CLI orders the members), so a large
+     * state is never held twice here. */
+    Buf head;
+    buf_init(&head);
+    buf_printf(&head, "{\"version\":%lld,", version);
     if (jspan_member(b, n, "features", &fs, &fe) && b[fs] == '[') {
-        buf_puts(&doc, "\"features\":");
-        buf_append(&doc, b + fs, fe - fs);
-        buf_puts(&doc, ",");
+        buf_puts(&head, "\"features\":");
+        buf_append(&head, b + fs, fe - fs);
+        buf_puts(&head, ",");
     }
-    buf_puts(&doc, "\"deployment\":");
-    buf_append(&doc, b + ds, de - ds);
-    buf_puts(&doc, "}");
-    /* The body is all in doc now: freed before the state is stored (a whole state less at the peak). */
-    free(c->body);
-    c->body = NULL;
-    c->body_len = 0;
+    buf_puts(&head, "\"deployment\":");
+    size_t len = head.len + (de - ds) + 1;
+    char *text;
+    if (head.len <= ds) {
+        /* The head (its own copy of the features) ends before the deployment starts: writing it leaves
+         * the deployment's bytes alone, which then move left. The result is shorter than the body, whose
+         * buffer has room for the NUL past body_len. */
+        text = (char *)c->body;
+        memcpy(text, head.data, head.len);
+        memmove(text + head.len, text + ds, de - ds);
+        c->body = NULL;
+        c->body_len = 0;
+    } else {
+        text = xmalloc(len + 1);
+        memcpy(text, head.data, head.len);
+        memcpy(text + head.len, b + ds, de - ds);
+    }
+    text[len - 1] = '}';
+    text[len] = '\0';
+    buf_free(&head);
     StackRef ref = ctx_stack(c);
     ApiError e;
-    size_t len;
-    char *text = buf_steal(&doc, &len);
     render(c, update_checkpoint(c->db, &ref, c->update_id, c->update_token, text, len, &e), &e);
 }
 
@@ -79,9 +93,17 @@ void api_checkpoint_verbatim(Ctx *c)
         reply_error(c, 400, "Bad Request: a verbatim checkpoint needs sequenceNumber >= 1 and an untypedDeployment");
         return;
     }
+    /* The document moved to the start of the body's buffer and handed over: it becomes the worker's
+     * copy without another one being made. */
+    char *doc = (char *)c->body;
+    size_t len = ue - us;
+    memmove(doc, doc + us, len);
+    doc[len] = '\0';
+    c->body = NULL;
+    c->body_len = 0;
     StackRef ref = ctx_stack(c);
     ApiError e;
-    render(c, update_checkpoint_verbatim(c->db, &ref, c->update_id, c->update_token, seq, b + us, ue - us, &e), &e);
+    render(c, update_checkpoint_verbatim(c->db, &ref, c->update_id, c->update_token, seq, doc, len, &e), &e);
 }
 
 void api_checkpoint_delta(Ctx *c)

@@ -181,11 +181,12 @@ static void export(Ctx *c, int version)
     StackRef ref = ctx_stack(c);
     Export x;
     ApiError e;
-    if (stack_export(c->db, &ref, version, c->accepts_gzip, &x, &e))
-        reply_bytes(c, 200, x.data, x.len, x.gzip);
-    else
+    if (stack_export(c->db, &ref, version, c->accepts_gzip, &x, &e)) {
+        reply_take(c, 200, x.data, x.len, x.gzip); /* a state can be large: not copied again */
+    } else {
         reply_api_error(c, &e);
-    free(x.data);
+        free(x.data);
+    }
 }
 
 void api_export(Ctx *c)

@@ -37,12 +37,24 @@ void reply_bytes(Ctx *c, int status, const void *data, size_t len, bool gzip)
     c->reply_gzip = gzip;
 }
 
+void reply_take(Ctx *c, int status, char *data, size_t len, bool gzip)
+{
+    reply_reset(c, status, "application/json");
+    c->out = (Buf){.data = data, .len = len, .cap = len};
+    if (!data)
+        buf_init(&c->out);
+    c->reply_gzip = gzip;
+}
+
 void reply_buf(Ctx *c, bool ok, Buf *out, const ApiError *e, int status)
 {
-    if (ok)
-        reply_bytes(c, status, out->data, out->len, false);
-    else
+    if (ok) {
+        size_t len;
+        char *data = buf_steal(out, &len);
+        reply_take(c, status, data, len, false);
+    } else {
         reply_api_error(c, e);
+    }
     buf_free(out);
 }
 

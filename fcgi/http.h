@@ -66,6 +66,8 @@ typedef struct Ctx {
 /* Reply helpers. Each sets the whole reply (a later call replaces an earlier one). */
 void reply_json(Ctx *c, int status, json_t *obj); /* steals obj */
 void reply_bytes(Ctx *c, int status, const void *data, size_t len, bool gzip);
+/* reply_bytes taking over data (malloc'd; NULL for an empty body) instead of copying it. */
+void reply_take(Ctx *c, int status, char *data, size_t len, bool gzip);
 void reply_error(Ctx *c, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* 500 with the request id; the cause is logged by the caller before. */
 void reply_internal(Ctx *c);

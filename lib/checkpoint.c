@@ -138,17 +138,18 @@ static bool begin_state(Db *db, const StackRef *ref, const char *uid, const char
 }
 
 bool update_checkpoint_verbatim(Db *db, const StackRef *ref, const char *uid, const char *token, long long seq,
-                                const char *doc, size_t len, ApiError *e)
+                                char *doc, size_t len, ApiError *e)
 {
     UpdateInfo info;
     bool ok = begin_state(db, ref, uid, token, false, &info, e);
     if (ok && seq < info.last_seq)
         ok = api_fail(e, 409, "Conflict: checkpoint sequence number %lld is older than %lld", seq, info.last_seq);
     ok = ok && store_checkpoint(db, uid, "verbatim", seq, doc, len, e);
-    if (ok) { /* the base the next delta applies to */
-        Buf copy = buf_of(xstrndup(doc, len), len);
-        working_put(uid, info.checkpoint_gen + 1, &copy, 0);
-    }
+    Buf kept = buf_of(doc, len);
+    if (ok) /* the base the next delta applies to */
+        working_put(uid, info.checkpoint_gen + 1, &kept, 0);
+    else
+        buf_free(&kept);
     db_rollback(db);
     return ok;
 }
@@ -180,58 +181,86 @@ static DeltaResult apply_stored(const char *base, size_t len, json_t *const *del
     return DELTA_OK;
 }
 
-/* The document from the database: the base, its deltas applied from the result's own buffer. */
+/* A base document is read in pieces of this size (libpq's single-row mode), never as one result: a
+ * large state is then held once while it is read, not three times (socket buffer, result, copy). */
+#define BASE_CHUNK (2 << 20)
+
+static bool append_chunk(const PGresult *r, void *arg)
+{
+    buf_append(arg, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
+    return true;
+}
+
+/* The document from the database: the base, its deltas applied. All from one snapshot: in the
+ * caller's transaction (which holds the stack's lock), or in a read-only one of its own. */
 static int materialize_db(Db *db, const char *uid, char **doc, size_t *len, int *ndeltas)
 {
     *doc = NULL;
     *len = 0;
+    bool own_tx = !db->in_tx;
+    if (own_tx && !db_begin_snapshot(db))
+        return -1;
+    int result = -1, rows = 0;
+    PGresult *head = NULL, *r = NULL;
+    json_t **deltas = NULL;
+    Buf base;
+    buf_init(&base);
     DbParam p[] = {DB_TEXT(uid)};
-    PGresult *base =
-        db_exec(db, "SELECT raw, seq::text FROM extension_pulumi_state_checkpoints WHERE update_id = $1", 1, p, true);
-    if (!base)
-        return -1;
-    if (PQntuples(base) != 1) {
-        PQclear(base);
-        return 0;
+    head = db_exec(db,
+                   "SELECT octet_length(raw)::text, seq::text FROM extension_pulumi_state_checkpoints WHERE "
+                   "update_id = $1",
+                   1, p, false);
+    if (!head)
+        goto out;
+    if (PQntuples(head) != 1) {
+        result = 0;
+        goto out;
     }
-    const char *raw = PQgetvalue(base, 0, 0);
-    size_t n = (size_t)PQgetlength(base, 0, 0);
-    DbParam q[] = {DB_TEXT(uid), DB_TEXT(PQgetvalue(base, 0, 1))};
-    PGresult *r = db_exec(db,
-                          "SELECT seq, edits FROM extension_pulumi_state_checkpoint_deltas WHERE update_id = $1 AND "
-                          "seq > $2::bigint ORDER BY seq",
-                          2, q, false);
-    if (!r) {
-        PQclear(base);
-        return -1;
-    }
-    int rows = PQntuples(r);
-    json_t **deltas = xcalloc(rows ? (size_t)rows : 1, sizeof(json_t *));
+    size_t n = (size_t)strtoull(PQgetvalue(head, 0, 0), NULL, 10);
+    buf_reserve(&base, n);
+    char chunk[16];
+    snprintf(chunk, sizeof(chunk), "%d", BASE_CHUNK);
+    DbParam q[] = {DB_TEXT(uid), DB_TEXT(chunk)};
+    if (db_each_row(db,
+                    "SELECT substring(c.raw FROM g FOR $2::int) FROM extension_pulumi_state_checkpoints c, "
+                    "generate_series(1, octet_length(c.raw), $2::int) g WHERE c.update_id = $1 ORDER BY g",
+                    2, q, true, append_chunk, &base) != DB_OK ||
+        base.len != n)
+        goto out;
+    DbParam d[] = {DB_TEXT(uid), DB_TEXT(PQgetvalue(head, 0, 1))};
+    r = db_exec(db,
+                "SELECT seq, edits FROM extension_pulumi_state_checkpoint_deltas WHERE update_id = $1 AND "
+                "seq > $2::bigint ORDER BY seq",
+                2, d, false);
+    if (!r)
+        goto out;
+    rows = PQntuples(r);
+    deltas = xcalloc(rows ? (size_t)rows : 1, sizeof(json_t *));
     bool loaded = true;
     for (int i = 0; i < rows && loaded; i++)
         loaded = (deltas[i] = json_loadb(PQgetvalue(r, i, 1), (size_t)PQgetlength(r, i, 1), 0, NULL)) != NULL;
     PQclear(r);
-    DeltaResult dr = DELTA_OK;
-    if (rows > 0)
-        dr = loaded ? apply_stored(raw, n, deltas, (size_t)rows, doc, len) : DELTA_BAD_EDITS;
-    else {
-        *doc = xstrndup(raw, n);
-        *len = n;
-    }
-    PQclear(base);
-    for (int i = 0; i < rows; i++)
-        json_decref(deltas[i]);
-    free(deltas);
-    if (dr != DELTA_OK) {
+    r = NULL;
+    if (rows == 0) {
+        *doc = buf_steal(&base, len);
+    } else if (!loaded ||
+               apply_stored(base.data ? base.data : "", base.len, deltas, (size_t)rows, doc, len) != DELTA_OK) {
         log_error("update %s: its stored deltas no longer apply", uid);
-        free(*doc);
-        *doc = NULL;
-        *len = 0;
-        return -1;
+        goto out;
     }
     if (ndeltas)
         *ndeltas = rows;
-    return 1;
+    result = 1;
+out:
+    PQclear(head);
+    PQclear(r);
+    for (int i = 0; deltas && i < rows; i++)
+        json_decref(deltas[i]);
+    free(deltas);
+    buf_free(&base);
+    if (own_tx)
+        db_rollback(db);
+    return result;
 }
 
 int checkpoint_materialize(Db *db, const char *uid, bool ending, char **doc, size_t *len)

@@ -387,6 +387,57 @@ bool db_begin(Db *db)
     return true;
 }
 
+bool db_begin_snapshot(Db *db)
+{
+    if (!db_run(db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL))
+        return false;
+    db->in_tx = true;
+    return true;
+}
+
+DbOutcome db_each_row(Db *db, const char *sql, int nparams, const DbParam *params, bool binary_result,
+                      bool (*row)(const PGresult *r, void *arg), void *arg)
+{
+    const char *values[16];
+    int lengths[16], formats[16];
+    if (nparams > 16)
+        return DB_ERROR;
+    for (int i = 0; i < nparams; i++) {
+        values[i] = params[i].value;
+        lengths[i] = params[i].len < 0 ? 0 : params[i].len;
+        formats[i] = params[i].len < 0 ? 0 : 1;
+    }
+    double t0 = mono_ms();
+    if (!PQsendQueryParams(db->conn, sql, nparams, NULL, values, lengths, formats, binary_result ? 1 : 0)) {
+        db->lost = connection_lost(db, NULL);
+        db->wait_ms += mono_ms() - t0;
+        return note_failure(db, NULL, sql);
+    }
+    PQsetSingleRowMode(db->conn);
+    DbOutcome o = DB_OK;
+    bool wanted = true;
+    PGresult *r;
+    while ((r = PQgetResult(db->conn)) != NULL) {
+        ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_SINGLE_TUPLE) {
+            db->traffic += (size_t)PQgetlength(r, 0, 0);
+            if (wanted && !row(r, arg)) {
+                wanted = false;
+                o = DB_REFUSED;
+            }
+        } else if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK && o == DB_OK) {
+            if (connection_lost(db, r))
+                db->lost = true;
+            o = note_failure(db, r, sql);
+            if (o == DB_REFUSED)
+                o = DB_ERROR;
+        }
+        PQclear(r);
+    }
+    db->wait_ms += mono_ms() - t0;
+    return o;
+}
+
 bool db_commit(Db *db)
 {
     db->in_tx = false;

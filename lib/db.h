@@ -101,6 +101,12 @@ DbOutcome db_copy_checked(Db *db, const char *check_sql, int nparams, const DbPa
 
 bool db_begin(Db *db) DB_WUR;
 bool db_commit(Db *db) DB_WUR;
+/* BEGIN a read-only transaction whose statements all see one snapshot (end it with db_rollback). */
+bool db_begin_snapshot(Db *db) DB_WUR;
+/* A query whose rows are handed to row(r, arg) one at a time as they arrive (libpq's single-row mode:
+ * a large result is never held whole). row returns false to stop looking (DB_REFUSED then). */
+DbOutcome db_each_row(Db *db, const char *sql, int nparams, const DbParam *params, bool binary_result,
+                      bool (*row)(const PGresult *r, void *arg), void *arg) DB_WUR;
 /* Ends the open transaction, if any (a no-op otherwise): the one way a failed unit of work ends. */
 void db_rollback(Db *db);
 /* pg_advisory_xact_lock on a key derived from text (inside a transaction). */

@@ -111,9 +111,9 @@ bool update_cancel(Db *db, const StackRef *ref, const char *uid, const char *act
 /* A full checkpoint (doc: {"version":..,["features":..,]"deployment":..}, malloc'd: taken). */
 bool update_checkpoint(Db *db, const StackRef *ref, const char *uid, const char *token, char *doc, size_t len,
                        ApiError *e);
-/* A verbatim checkpoint: the exact bytes, with its sequence number. */
+/* A verbatim checkpoint: the exact bytes, with its sequence number (doc malloc'd, NUL past len: taken). */
 bool update_checkpoint_verbatim(Db *db, const StackRef *ref, const char *uid, const char *token, long long seq,
-                                const char *doc, size_t len, ApiError *e);
+                                char *doc, size_t len, ApiError *e);
 /* A delta (json_t array of edits, borrowed) against the last verbatim checkpoint, checked by hash. */
 bool update_checkpoint_delta(Db *db, const StackRef *ref, const char *uid, const char *token, long long seq,
                              json_t *edits, const char *hash, ApiError *e);
