@@ -222,6 +222,7 @@ static json_t *deployment_json(PGresult *r, int i, const StackRef *ref)
                           atoi(PQgetvalue(r, i, 5)), "requestedBy", "name", PQgetvalue(r, i, 6), "githubLogin",
                           PQgetvalue(r, i, 6), "avatarUrl", "", "pulumiOperation", PQgetvalue(r, i, 7), "initiator",
                           PQgetvalue(r, i, 8), "paused", 0, "projectName", ref->project, "stackName", ref->name);
+    json_object_set_new(o, "operation", json_string(PQgetvalue(r, i, 7))); /* the original design's name */
     json_object_set_new(o, "startedAt", *started ? json_string(started) : json_null());
     json_object_set_new(o, "completedAt", *ended ? json_string(ended) : json_null());
     json_object_set_new(o, "exitCode", *PQgetvalue(r, i, 11) ? json_integer(atoi(PQgetvalue(r, i, 11))) : json_null());
