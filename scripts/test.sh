@@ -43,6 +43,9 @@ PULUMI_STATE_BINDIR=$PWD/build python3 -m pytest -q tests/matrix --junitxml="$re
 echo "== integration tests through Apache 2.4 (mod_proxy_fcgi, spawn-fcgi workers; ASan+UBSan)"
 PULUMI_STATE_TEST_FRONTEND=apache PULUMI_STATE_BINDIR=$PWD/build-asan python3 -m pytest -q tests/integration \
     --junitxml="$results/integration-apache.xml" -p no:cacheprovider
+echo "== integration tests through lighttpd, mounted under the prefix /pulumi (release build)"
+PULUMI_STATE_TEST_PREFIX=/pulumi PULUMI_STATE_BINDIR=$PWD/build python3 -m pytest -q tests/integration \
+    --junitxml="$results/integration-prefix.xml" -p no:cacheprovider
 echo "== CLI end-to-end tests through Apache, mounted under the prefix /pulumi"
 PULUMI_STATE_TEST_FRONTEND=apache PULUMI_STATE_TEST_PREFIX=/pulumi PULUMI_STATE_BINDIR=$PWD/build \
     python3 -m pytest -q tests/cli --junitxml="$results/cli-apache.xml" -p no:cacheprovider

@@ -123,7 +123,7 @@ def test_body_over_max_body_bytes_is_413(api, server, busy):
     n = MAX_BODY + 1
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
     try:
-        conn.putrequest("POST", st.path + "/import")
+        conn.putrequest("POST", server.base_path + st.path + "/import")
         conn.putheader("Authorization", "token " + server.token)
         conn.putheader("Content-Type", "application/json")
         conn.putheader("Content-Length", str(n))
@@ -339,7 +339,7 @@ def test_errors_keep_a_persistent_connection_usable(api, server, busy, gzip_bomb
                 ("PUT", "/api/user", b"{}", {}, 405),
                 ("POST", st.path + "/encrypt", b'{"plaintext":"YQ=="}', {}, 200),
                 ("GET", "/api/user", None, {}, 200)]:
-            conn.request(method, path, body=body, headers=dict(h, **extra))
+            conn.request(method, server.base_path + path, body=body, headers=dict(h, **extra))
             resp = conn.getresponse()
             raw = resp.read()
             assert resp.status == status, (method, path, resp.status, raw[:200])
@@ -354,7 +354,7 @@ def test_chunked_request_body(api, server, busy):
     st, _, _ = busy
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
     try:
-        conn.request("POST", st.path + "/encrypt", body=iter([b'{"plaintext":', b'"YQ=="}']),
+        conn.request("POST", server.base_path + st.path + "/encrypt", body=iter([b'{"plaintext":', b'"YQ=="}']),
                      headers={"Authorization": "token " + server.token, "Content-Type": "application/json"},
                      encode_chunked=True)
         resp = conn.getresponse()
