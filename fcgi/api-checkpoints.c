@@ -7,15 +7,16 @@
 #include "jspan.h"
 #include "update.h"
 
-/* The body as a JSON object, checked by the span scanner (never a tree). */
-static bool body_object(Ctx *c)
+/* The body as a JSON object, checked by the span scanner (never a tree), and the value spans of
+ * keys[0..n) found in the same pass over its members (start[i] = (size_t)-1: absent). */
+static bool body_object(Ctx *c, const char *const *keys, size_t n, size_t *start, size_t *end)
 {
     const char *b = (const char *)c->body;
     if (!b || !jspan_validate(b, c->body_len) || b[strspn(b, " \t\r\n")] != '{') {
         reply_error(c, 400, "Bad Request: malformed JSON body");
         return false;
     }
-    if (!jspan_keys_plain_unique(b, c->body_len)) {
+    if (!jspan_members(b, c->body_len, keys, n, start, end)) {
         reply_error(c, 400, "Bad Request: the body's keys must be unique and written without escapes");
         return false;
     }
@@ -33,13 +34,13 @@ static void render(Ctx *c, bool ok, const ApiError *e)
 void api_checkpoint(Ctx *c)
 {
     const char *b = (const char *)c->body;
-    size_t n = c->body_len;
-    size_t vs, ve, ds, de, fs, fe;
+    static const char *const keys[] = {"version", "deployment", "features"};
+    size_t at[3], to[3];
     long long version;
-    if (!body_object(c))
+    if (!body_object(c, keys, 3, at, to))
         return;
-    if (!jspan_member(b, n, "version", &vs, &ve) || !jspan_int(b + vs, ve - vs, &version) || version < 1 ||
-        version > 4 || !jspan_member(b, n, "deployment", &ds, &de) ||
+    size_t vs = at[0], ve = to[0], ds = at[1], de = to[1], fs = at[2], fe = to[2];
+    if (vs == (size_t)-1 || !jspan_int(b + vs, ve - vs, &version) || version < 1 || version > 4 || ds == (size_t)-1 ||
         (b[ds] != '{' && !jspan_is_null(b + ds, de - ds))) {
         reply_error(c, 400, "Bad Request: a checkpoint needs version 1..4 and a deployment object");
         return;
@@ -50,7 +51,7 @@ void api_checkpoint(Ctx *c)
     Buf head;
     buf_init(&head);
     buf_printf(&head, "{\"version\":%lld,", version);
-    if (jspan_member(b, n, "features", &fs, &fe) && b[fs] == '[') {
+    if (fs != (size_t)-1 && b[fs] == '[') {
         buf_puts(&head, "\"features\":");
         buf_append(&head, b + fs, fe - fs);
         buf_puts(&head, ",");
@@ -83,13 +84,14 @@ void api_checkpoint(Ctx *c)
 void api_checkpoint_verbatim(Ctx *c)
 {
     const char *b = (const char *)c->body;
-    size_t n = c->body_len;
-    size_t us, ue, ss, se;
+    static const char *const keys[] = {"sequenceNumber", "untypedDeployment"};
+    size_t at[2], to[2];
     long long seq;
-    if (!body_object(c))
+    if (!body_object(c, keys, 2, at, to))
         return;
-    if (!jspan_member(b, n, "sequenceNumber", &ss, &se) || !jspan_int(b + ss, se - ss, &seq) || seq < 1 ||
-        !jspan_member(b, n, "untypedDeployment", &us, &ue) || b[us] != '{' || !state_doc_valid(b + us, ue - us)) {
+    size_t ss = at[0], se = to[0], us = at[1], ue = to[1];
+    if (ss == (size_t)-1 || !jspan_int(b + ss, se - ss, &seq) || seq < 1 || us == (size_t)-1 || b[us] != '{' ||
+        !state_doc_valid(b + us, ue - us)) {
         reply_error(c, 400, "Bad Request: a verbatim checkpoint needs sequenceNumber >= 1 and an untypedDeployment");
         return;
     }
@@ -137,10 +139,11 @@ void api_journal_entries(Ctx *c)
     /* The hot path: validate with the span scanner (never a tree) and store the entries' exact
      * text in one round trip that also checks the update. */
     const char *b = (const char *)c->body;
-    size_t n = c->body_len, es, ee;
-    if (!body_object(c))
+    static const char *const keys[] = {"entries"};
+    size_t es, ee;
+    if (!body_object(c, keys, 1, &es, &ee))
         return;
-    if (!jspan_member(b, n, "entries", &es, &ee) || b[es] != '[') {
+    if (es == (size_t)-1 || b[es] != '[') {
         reply_error(c, 400, "Bad Request: entries must be an array");
         return;
     }

@@ -286,9 +286,11 @@ bool jspan_member(const char *s, size_t len, const char *key, size_t *start, siz
     return false;
 }
 
-bool jspan_keys_plain_unique(const char *s, size_t len)
+bool jspan_members(const char *s, size_t len, const char *const *keys, size_t nkeys, size_t *start, size_t *end)
 {
     size_t ks[JSPAN_MAX_KEYS], kl[JSPAN_MAX_KEYS], n = 0, pos = 0, a, z, vs, ve;
+    for (size_t k = 0; k < nkeys; k++)
+        start[k] = end[k] = (size_t)-1;
     while (jspan_object_next(s, len, &pos, &a, &z, &vs, &ve)) {
         if (n == JSPAN_MAX_KEYS || memchr(s + a, '\\', z - a))
             return false;
@@ -297,8 +299,18 @@ bool jspan_keys_plain_unique(const char *s, size_t len)
                 return false;
         ks[n] = a;
         kl[n++] = z - a;
+        for (size_t k = 0; k < nkeys; k++)
+            if (strlen(keys[k]) == z - a && memcmp(keys[k], s + a, z - a) == 0) {
+                start[k] = vs;
+                end[k] = ve;
+            }
     }
     return true;
+}
+
+bool jspan_keys_plain_unique(const char *s, size_t len)
+{
+    return jspan_members(s, len, NULL, 0, NULL, NULL);
 }
 
 long jspan_array_count(const char *s, size_t len)

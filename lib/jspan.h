@@ -28,6 +28,9 @@ bool jspan_object_next(const char *s, size_t len, size_t *pos, size_t *ks, size_
  * tree builder (last one wins, escapes decoded) finds too. */
 #define JSPAN_MAX_KEYS 256
 bool jspan_keys_plain_unique(const char *s, size_t len);
+/* The same check, and in the same one pass the value spans of keys[0..n) (plain ASCII): start[i] and
+ * end[i], start[i] = (size_t)-1 when keys[i] is absent. */
+bool jspan_members(const char *s, size_t len, const char *const *keys, size_t n, size_t *start, size_t *end);
 /* The value of the validated JSON string s[0..len) (quotes included), escapes decoded to UTF-8: new,
  * or NULL if it holds \u0000. */
 char *jspan_string_value(const char *s, size_t len);

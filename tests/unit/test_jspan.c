@@ -234,6 +234,14 @@ START_TEST(test_keys_plain_unique)
     buf_puts(&b, "}");
     ck_assert(!jspan_keys_plain_unique(b.data, b.len));
     buf_free(&b);
+    /* The spans of chosen keys from the same pass. */
+    static const char *const keys[] = {"ab", "zz", "a"};
+    size_t at[3], to[3];
+    ck_assert(jspan_members(ok, strlen(ok), keys, 3, at, to));
+    ck_assert_int_eq(to[0] - at[0], strlen("{\"a\":1,\"a\":2}"));
+    ck_assert(at[1] == (size_t)-1 && to[1] == (size_t)-1);
+    ck_assert(ok[at[2]] == '1' && to[2] == at[2] + 1);
+    ck_assert(!jspan_members(dup, strlen(dup), keys, 3, at, to));
 }
 END_TEST
 
