@@ -1,4 +1,5 @@
 /* fuzz_jspan.c - the span scanner: validation, members, iteration, lean parsing and its inverse. */
+#define _GNU_SOURCE /* memmem */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +25,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     buf_init(&lean);
     buf_init(&back);
     JspanLean l = {.keys = keys, .min = 8, .tag = "fz-", .out = &lean};
-    if (jspan_lean(&l, s, size)) {
+    /* The tag must not occur in the data (the server's is a 128-bit random nonce); this one is fixed,
+     * so inputs holding it are not a round trip to check. */
+    bool tag_free = !memmem(s, size, "fz-", 3);
+    if (tag_free && jspan_lean(&l, s, size)) {
         /* The lean text is valid JSON, and unlean gives back the input exactly. */
         if (!jspan_validate(lean.data, lean.len))
             abort();
