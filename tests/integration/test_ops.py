@@ -55,14 +55,23 @@ def test_counts_cover_every_worker_process():
         count = value(text, "pulumi_state_http_request_duration_seconds_count", route="stacks")
         inf = value(text, "pulumi_state_http_request_duration_seconds_bucket", route="stacks", le="+Inf")
         assert count == inf and count >= 40
+        assert value(text, "pulumi_state_db_wait_seconds_total", route="stacks") > 0  # each lookup asked PostgreSQL
         # The cluster gauges come from PostgreSQL.
         st, _, _, _ = s.request("POST", "/api/stacks/itlusions/ops", {"stackName": "g"})
         assert st == 200
         s.request("POST", "/api/stacks/itlusions/ops/g/deployments",
                   {"operation": "update", "source": {"repoURL": "https://git.example.com/x.git"}})
+        api = psapi.Api(s, c.pg)
+        upd = api.begin(psapi.Stack("itlusions", "ops", "g"))
         text = scrape(s)
         assert value(text, "pulumi_state_deployment_queue_depth") == 1
         assert value(text, "pulumi_state_deployments", status="queued") == 1
+        assert value(text, "pulumi_state_updates_active") == 1
+        assert value(text, "pulumi_state_updates", status="running") == 1
+        psapi.assert_ok(api.complete(upd))
+        text = scrape(s)
+        assert value(text, "pulumi_state_updates_active") == 0
+        assert value(text, "pulumi_state_updates", status="succeeded") == 1
     finally:
         c.stop()
 
@@ -84,9 +93,12 @@ def test_readyz_names_what_is_wrong():
             assert r["checks"]["database"] == "unreachable"
             assert call(s, "/healthz", 200) == {"status": "ok"}
             assert value(scrape(s), "pulumi_state_up") == 0
+            assert s.request("GET", "/api/stacks/itlusions/ops/down")[0] == 503
         finally:
             c.pg.start()
         assert call(s, "/readyz", 200)["status"] == "ready"
+        # The refusal during the outage is counted with the server errors (the counters live in shared memory).
+        assert value(scrape(s), "pulumi_state_http_requests_total", route="stacks", code="5xx") >= 1
     finally:
         c.stop()
 
