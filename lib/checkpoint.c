@@ -41,6 +41,12 @@ static struct {
     int pending; /* deltas stored after the base */
 } working;
 
+/* Whether the copy is update uid's document at generation gen (working_lock held). */
+static bool working_is(const char *uid, long long gen)
+{
+    return working.doc.data && working.gen == gen && !strcmp(working.uid, uid);
+}
+
 /* The copy, when it is update uid's at generation gen: moved into *doc. A copy that is not is dropped:
  * generations only move on, and the caller is about to rebuild the document beside it. */
 static bool working_take(const char *uid, long long gen, Buf *doc, int *pending)
@@ -49,7 +55,7 @@ static bool working_take(const char *uid, long long gen, Buf *doc, int *pending)
     Buf stale;
     buf_init(&stale);
     pthread_mutex_lock(&working_lock);
-    if (working.doc.data && working.gen == gen && !strcmp(working.uid, uid)) {
+    if (working_is(uid, gen)) {
         *doc = working.doc;
         *pending = working.pending;
         hit = true;
@@ -76,7 +82,7 @@ static bool working_copy(const char *uid, long long gen, char **doc, size_t *len
 {
     bool hit = false;
     pthread_mutex_lock(&working_lock);
-    if (working.doc.data && working.gen == gen && !strcmp(working.uid, uid)) {
+    if (working_is(uid, gen)) {
         *doc = xstrndup(working.doc.data, working.doc.len);
         *len = working.doc.len;
         hit = true;

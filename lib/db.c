@@ -167,6 +167,16 @@ static PGresult *exec_once(Db *db, bool hot, const char *sql, int nparams, const
     return PQexecPrepared(db->conn, name, nparams, values, lengths, formats, binary_result ? 1 : 0);
 }
 
+/* params[0..n) as libpq takes them: values, lengths and formats (text when len < 0, else binary). */
+static void libpq_params(const DbParam *params, int n, const char **values, int *lengths, int *formats)
+{
+    for (int i = 0; i < n; i++) {
+        values[i] = params[i].value;
+        lengths[i] = params[i].len < 0 ? 0 : params[i].len;
+        formats[i] = params[i].len < 0 ? 0 : 1;
+    }
+}
+
 static PGresult *exec_params(Db *db, bool hot, const char *sql, int nparams, const DbParam *params, bool binary_result,
                              DbOutcome *outcome);
 
@@ -221,11 +231,7 @@ static PGresult *exec_params(Db *db, bool hot, const char *sql, int nparams, con
         log_error("db_exec: too many parameters (%d)", nparams);
         return NULL;
     }
-    for (int i = 0; i < nparams; i++) {
-        values[i] = params[i].value;
-        lengths[i] = params[i].len < 0 ? 0 : params[i].len;
-        formats[i] = params[i].len < 0 ? 0 : 1;
-    }
+    libpq_params(params, nparams, values, lengths, formats);
     for (int attempt = 0;; attempt++) {
         PGresult *r = exec_once(db, hot, sql, nparams, values, lengths, formats, binary_result);
         ExecStatusType st = PQresultStatus(r);
@@ -402,11 +408,7 @@ DbOutcome db_each_row(Db *db, const char *sql, int nparams, const DbParam *param
     int lengths[16], formats[16];
     if (nparams > 16)
         return DB_ERROR;
-    for (int i = 0; i < nparams; i++) {
-        values[i] = params[i].value;
-        lengths[i] = params[i].len < 0 ? 0 : params[i].len;
-        formats[i] = params[i].len < 0 ? 0 : 1;
-    }
+    libpq_params(params, nparams, values, lengths, formats);
     double t0 = mono_ms();
     if (!PQsendQueryParams(db->conn, sql, nparams, NULL, values, lengths, formats, binary_result ? 1 : 0)) {
         db->lost = connection_lost(db, NULL);

@@ -186,27 +186,25 @@ DeltaResult delta_apply_inplace(Buf *doc, json_t *edits, const char *hash_hex, c
     if (result != DELTA_OK)
         return result;
     /* The result's hash first, from the pieces: the document is touched only when it matches. */
-    if (hash_hex) {
-        unsigned char md[EVP_MAX_MD_SIZE];
-        unsigned int mdlen = 0;
-        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-        bool hashed = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
-        size_t last = 0;
-        for (size_t i = 0; hashed && i < n; i++) {
-            hashed = EVP_DigestUpdate(ctx, base + last, ed[i].start - last) &&
-                     EVP_DigestUpdate(ctx, ed[i].text, ed[i].textlen);
-            last = ed[i].end;
-        }
-        hashed = hashed && EVP_DigestUpdate(ctx, base + last, doc->len - last) && EVP_DigestFinal_ex(ctx, md, &mdlen);
-        EVP_MD_CTX_free(ctx);
-        char hex[65];
-        if (hashed)
-            hex_encode(md, mdlen, hex);
-        if (!hashed || strcasecmp(hex, hash_hex) != 0) {
-            set_err(err, errlen, "the result's SHA-256 does not match checkpointHash");
-            free(ed);
-            return DELTA_HASH_MISMATCH;
-        }
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    bool hashed = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+    size_t last = 0;
+    for (size_t i = 0; hashed && i < n; i++) {
+        hashed =
+            EVP_DigestUpdate(ctx, base + last, ed[i].start - last) && EVP_DigestUpdate(ctx, ed[i].text, ed[i].textlen);
+        last = ed[i].end;
+    }
+    hashed = hashed && EVP_DigestUpdate(ctx, base + last, doc->len - last) && EVP_DigestFinal_ex(ctx, md, &mdlen);
+    EVP_MD_CTX_free(ctx);
+    char hex[65];
+    if (hashed)
+        hex_encode(md, mdlen, hex);
+    if (!hashed || !hash_hex || strcasecmp(hex, hash_hex) != 0) {
+        set_err(err, errlen, "the result's SHA-256 does not match checkpointHash");
+        free(ed);
+        return DELTA_HASH_MISMATCH;
     }
     /* From the last edit back: each moves only what follows it, earlier offsets stay valid. On the
      * way the document can be longer than at the end (a later edit grows it, an earlier one shrinks

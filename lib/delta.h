@@ -17,8 +17,7 @@ DeltaResult delta_apply(const char *base, size_t baselen, json_t *edits, const c
                         size_t *outlen, char *err, size_t errlen);
 
 /* The same edits applied to doc itself: the result's SHA-256 is checked against hash_hex first (from
- * the pieces, no copy; NULL: not checked, the caller checks it), and doc changes only on DELTA_OK
- * (moving the bytes after each edit). */
+ * the pieces, no copy), and doc changes only on DELTA_OK (moving the bytes after each edit). */
 DeltaResult delta_apply_inplace(Buf *doc, json_t *edits, const char *hash_hex, char *err, size_t errlen);
 
 /* Apply deltas[0..n) in order to base with one copy at the end (a piece table in between): each an
